@@ -1,0 +1,116 @@
+"""Zarr store layout and atomic writes.
+
+One store per unit of work (a video's frames, a video's features under one backbone/split), so
+parallel jobs never share a file. Every store is written under a temporary name next to its
+destination and renamed only when complete: a killed job leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from stages import __version__
+from stages.common.errors import input_error
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success it replaces `dest`, on error it is removed."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    _remove(dest)
+    os.replace(tmp, dest)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def create_array(
+    group: zarr.Group,
+    name: str,
+    shape: Sequence[int],
+    dtype: Any,
+    dimension_names: Sequence[str],
+    chunks: Sequence[int],
+    attrs: Mapping[str, Any] | None = None,
+) -> zarr.Array:
+    """A compressed array with `dimension_names`, so `xarray.open_zarr` names its axes."""
+    chunks = tuple(max(1, min(c, s)) if s else 1 for c, s in zip(chunks, shape, strict=True))
+    arr = group.create_array(
+        name,
+        shape=tuple(shape),
+        dtype=dtype,
+        chunks=chunks,
+        dimension_names=tuple(dimension_names),
+        compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+    )
+    if attrs:
+        arr.attrs.update(dict(attrs))
+    return arr
+
+
+def write_store(
+    dest: str | Path,
+    arrays: Mapping[str, tuple[np.ndarray, Sequence[str], Sequence[int]]],
+    attrs: Mapping[str, Any],
+) -> Path:
+    """Write small, in-memory arrays to a new store atomically.
+
+    `arrays` maps name -> (data, dimension_names, chunks). Store-level `attrs` get the code
+    version added.
+    """
+    dest = Path(dest)
+    with atomic_path(dest) as tmp:
+        group = zarr.open_group(tmp, mode="w")
+        for name, (data, dims, chunks) in arrays.items():
+            arr = create_array(group, name, data.shape, data.dtype, dims, chunks)
+            arr[...] = data
+        group.attrs.update({**dict(attrs), "motionseg_version": __version__})
+        consolidate(tmp)
+    return dest
+
+
+def consolidate(path: Path) -> None:
+    """Consolidate metadata so `xarray.open_zarr` opens the store in one read.
+
+    Zarr 3 warns that consolidated metadata is not yet in the v3 spec; xarray and zarr-python
+    both read it, which is all the notebook path needs.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(path)
+
+
+def open_store(path: str | Path, required: Sequence[str] = ()) -> zarr.Group:
+    """Open a finished store read-only; a missing or foreign store is a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise input_error(path, "store not found")
+    try:
+        group = zarr.open_group(path, mode="r")
+    except Exception as err:  # zarr raises several types for a non-store folder
+        raise input_error(path, f"not a readable Zarr store ({type(err).__name__}: {err})") from None
+    missing = [name for name in required if name not in group]
+    if missing:
+        raise input_error(path, f"store has no array(s) {missing}")
+    return group

@@ -1,0 +1,1 @@
+"""Datasets: the synthetic demo generator and importers for real datasets."""

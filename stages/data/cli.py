@@ -1,0 +1,5 @@
+"""Typer app of the data stage (being written)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

@@ -1,0 +1,5 @@
+"""decode command (being written)."""
+
+
+def decode() -> None:
+    raise NotImplementedError

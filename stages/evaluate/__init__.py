@@ -1,0 +1,1 @@
+"""Metrics (both combination conventions), reports and segmentation plots."""

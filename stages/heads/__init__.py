@@ -1,0 +1,1 @@
+"""Stage 2: long-temporal segmentation heads trained on feature stores."""
