@@ -1,9 +1,115 @@
-"""evaluate and report commands (being written)."""
+"""`motionseg evaluate` and `motionseg report`.
+
+Heavy imports (pandas, matplotlib) happen inside the commands so `motionseg --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+if TYPE_CHECKING:
+    from stages.common.labels import ClassList
+
+BackgroundOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--background", metavar="NAME", help="A background class (repeatable); default: background."
+    ),
+]
+ClassesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--classes",
+        metavar="FILE",
+        help="Mapping file of 'index name' lines: names for .npy label indices; "
+        "for report also the class order and colours of the plots.",
+    ),
+]
 
 
-def evaluate() -> None:
-    raise NotImplementedError
+def _classes(path: Path | None, background: list[str]) -> ClassList | None:
+    from stages.common.labels import ClassList
+
+    return None if path is None else ClassList.read(path, background)
 
 
-def report() -> None:
-    raise NotImplementedError
+def evaluate(
+    gt: Annotated[Path, typer.Argument(help="Ground-truth folder: one label file per video.")],
+    pred: Annotated[Path, typer.Argument(help="Prediction folder, files named as in GT.")],
+    background: BackgroundOption = None,
+    convention: Annotated[
+        Literal["per-video", "pooled"],
+        typer.Option(
+            help="per-video: mean of per-video metrics; pooled: accuracy and F1 "
+            "from counts summed over videos (edit stays a per-video mean)."
+        ),
+    ] = "per-video",
+    json_out: Annotated[
+        str | None,
+        typer.Option(
+            "--json",
+            metavar="FILE|-",
+            help="Also write the metrics as JSON to FILE; '-' prints only the JSON.",
+        ),
+    ] = None,
+    classes: ClassesOption = None,
+) -> None:
+    """Frame accuracy, segmental edit score and F1@{10,25,50} of a folder of predictions."""
+    from stages.common.stores import atomic_path
+    from stages.evaluate.label_folders import score_folders
+    from stages.evaluate.metrics import DEFAULT_BACKGROUND, combine
+
+    background = list(background or DEFAULT_BACKGROUND)
+    scores = score_folders(gt, pred, background, _classes(classes, background))
+    result = {
+        **combine(list(scores.values()), convention),
+        "videos": len(scores),
+        "convention": convention,
+    }
+    text = json.dumps(result, indent=2) + "\n"
+    if json_out == "-":
+        sys.stdout.write(text)
+        return
+    if json_out is not None:
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(text)
+    typer.echo(
+        f"{len(scores)} videos, {convention} convention, background: {', '.join(background)}"
+    )
+    for key, value in result.items():
+        if key not in ("videos", "convention"):
+            typer.echo(f"  {key:<6} {value:6.2f}")
+
+
+def report(
+    predictions_dir: Annotated[
+        Path, typer.Argument(help="Tree of {backbone}/{head}/split{k}/run{r}/ folders.")
+    ],
+    out_dir: Annotated[Path, typer.Argument(help="Report folder (replaced as a whole).")],
+    background: BackgroundOption = None,
+    classes: ClassesOption = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Title; default: the folder above 'predictions'.")
+    ] = None,
+    rate: Annotated[
+        Literal["feature", "native"],
+        typer.Option(help="Evaluate the feature-rate labels or those mapped to every frame."),
+    ] = "feature",
+    plot_run: Annotated[
+        int | None, typer.Option(help="Run whose predictions are plotted; default: the first.")
+    ] = None,
+) -> None:
+    """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML."""
+    from stages.evaluate.metrics import DEFAULT_BACKGROUND
+    from stages.evaluate.report import build_report
+
+    background = list(background or DEFAULT_BACKGROUND)
+    runs, plots = build_report(
+        predictions_dir, out_dir, background, _classes(classes, background), dataset, rate, plot_run
+    )
+    typer.echo(f"{out_dir}: {runs} runs evaluated, {plots} plots")

@@ -1,0 +1,83 @@
+"""Pair ground-truth and prediction folders (one label file per video) and score them.
+
+Videos are matched by file stem. Anything that would make a score silently wrong is an error
+naming the video: a video on one side only, two files for one video, or a prediction whose
+length differs from its ground truth (no truncation to the shorter one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from stages.common.errors import input_error
+from stages.common.labels import ClassList, read_label_file
+from stages.evaluate.metrics import DEFAULT_BACKGROUND, THRESHOLDS, VideoScore, score_video
+
+LABEL_SUFFIXES = (".txt", ".npy")
+
+
+def label_files(folder: str | Path) -> dict[str, Path]:
+    """Video id (file stem) -> label file, for the `.txt` and `.npy` files of a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise input_error(folder, "label folder not found")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in LABEL_SUFFIXES or path.name.startswith(".") or not path.is_file():
+            continue
+        if path.stem in found:
+            raise input_error(
+                folder,
+                f"two label files for video {path.stem!r}: {found[path.stem].name} and {path.name}",
+            )
+        found[path.stem] = path
+    if not found:
+        raise input_error(folder, f"no label files ({' or '.join(LABEL_SUFFIXES)})")
+    return found
+
+
+def read_pairs(
+    gt_dir: str | Path, pred_dir: str | Path, classes: ClassList | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Video id -> (ground truth, prediction) label arrays of equal length, sorted by id."""
+    gt_files = label_files(gt_dir)
+    pred_files = label_files(pred_dir)
+    only_gt = sorted(set(gt_files) - set(pred_files))
+    only_pred = sorted(set(pred_files) - set(gt_files))
+    if only_gt:
+        raise input_error(
+            pred_dir, f"no prediction for video(s) {', '.join(only_gt)} (present in {gt_dir})"
+        )
+    if only_pred:
+        raise input_error(
+            gt_dir, f"no ground truth for video(s) {', '.join(only_pred)} (present in {pred_dir})"
+        )
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for video, gt_path in gt_files.items():
+        gt = read_label_file(gt_path, classes)
+        pred = read_label_file(pred_files[video], classes)
+        if len(gt) != len(pred):
+            raise input_error(
+                pred_files[video],
+                f"video {video!r}: prediction has {len(pred)} frames but the ground truth "
+                f"{gt_path} has {len(gt)}",
+            )
+        pairs[video] = (gt, pred)
+    return pairs
+
+
+def score_folders(
+    gt_dir: str | Path,
+    pred_dir: str | Path,
+    background: Sequence[str] = DEFAULT_BACKGROUND,
+    classes: ClassList | None = None,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> dict[str, VideoScore]:
+    """Video id -> per-video score for every video of the two folders."""
+    return {
+        video: score_video(gt, pred, background, thresholds)
+        for video, (gt, pred) in read_pairs(gt_dir, pred_dir, classes).items()
+    }

@@ -1,0 +1,163 @@
+"""Build the report folder: metrics.csv, table.md, table.csv, plots/ and index.html.
+
+`metrics.csv` holds one row per backbone x head x split x run *and convention*: the columns
+`backbone, head, split, run, acc, edit, f1@10, f1@25, f1@50`, then `convention` (`per-video` or
+`pooled`), so one file serves both conventions. The whole folder is built under a temporary
+name and renamed into place, so a reader never sees a half-written report; an existing report
+is replaced, any other non-empty folder is refused.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+
+from stages.common.errors import input_error
+from stages.common.labels import ClassList, read_label_file
+from stages.common.stores import atomic_path
+from stages.evaluate.label_folders import label_files
+from stages.evaluate.metrics import CONVENTIONS
+from stages.evaluate.plots import class_colours, class_order, plot_video
+from stages.evaluate.runs import Rate, RunScores, find_runs, score_run
+from stages.evaluate.summary import (
+    CONVENTION_TITLES,
+    display_table,
+    markdown_table,
+    metrics_frame,
+    summarise,
+)
+
+STD_NOTE = (
+    "Cells are mean ± std over runs, where each run's value is its metric averaged over the "
+    "splits and std is the sample standard deviation (ddof = 1); with one run only the mean "
+    "is shown."
+)
+
+
+def default_dataset_name(predictions_dir: Path) -> str:
+    """`results/{dataset}/predictions` -> `{dataset}`; otherwise the folder's own name."""
+    resolved = predictions_dir.resolve()
+    return resolved.parent.name if resolved.name == "predictions" else resolved.name
+
+
+def _check_out_dir(predictions_dir: Path, out_dir: Path) -> None:
+    pred, out = predictions_dir.resolve(), out_dir.resolve()
+    if out == pred or out in pred.parents:
+        raise input_error(out_dir, "report folder would replace the predictions it reads")
+    if out.exists() and not out.is_dir():
+        raise input_error(out_dir, "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "metrics.csv").is_file():
+        raise input_error(out_dir, "not empty and not a previous report; refusing to replace it")
+
+
+def _plot_all(
+    plots_dir: Path,
+    scored: Sequence[RunScores],
+    plot_run: int,
+    rate: Rate,
+    classes: ClassList | None,
+    colours: dict[str, tuple[float, ...]],
+) -> list[str]:
+    """One PNG per test video of run `plot_run`; returns the video ids in plotting order.
+
+    A video that is a test video of several splits is drawn once per model, from its first split.
+    """
+    # video -> model -> (ground-truth file, prediction file, accuracy)
+    by_video: dict[str, dict[str, tuple[Path, Path, float]]] = {}
+    for item in scored:
+        if item.run.run != plot_run:
+            continue
+        gt_files, pred_files = (label_files(d) for d in item.run.label_dirs(rate))
+        for video, score in item.videos.items():
+            by_video.setdefault(video, {}).setdefault(
+                item.run.model, (gt_files[video], pred_files[video], score.acc)
+            )
+    plots_dir.mkdir()
+    for video, models in sorted(by_video.items()):
+        first_gt = next(iter(models.values()))[0]
+        rows = [
+            (model, read_label_file(pred, classes), acc) for model, (_, pred, acc) in models.items()
+        ]
+        plot_video(
+            plots_dir / f"{video}.png",
+            f"{video} (run {plot_run})",
+            read_label_file(first_gt, classes),
+            rows,
+            colours,
+            xlabel=f"frame ({rate} rate)",
+        )
+    return sorted(by_video)
+
+
+def _markdown(title: str, table: pd.DataFrame, rate: Rate) -> str:
+    parts = [f"# {title}\n", f"Labels at the {rate} rate. {STD_NOTE}\n"]
+    for convention in CONVENTIONS:
+        rows = table[table["convention"] == convention].drop(columns="convention")
+        parts += [f"## {CONVENTION_TITLES[convention]}\n", markdown_table(rows)]
+    return "\n".join(parts)
+
+
+def _html(title: str, table: pd.DataFrame, rate: Rate, videos: Sequence[str], run: int) -> str:
+    parts = [
+        "<!doctype html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+        "img{max-width:100%}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Labels at the {rate} rate. {html.escape(STD_NOTE)} Per-run values: "
+        '<a href="metrics.csv">metrics.csv</a>; tables: <a href="table.csv">table.csv</a>, '
+        '<a href="table.md">table.md</a>.</p>',
+    ]
+    for convention in CONVENTIONS:
+        rows = table[table["convention"] == convention].drop(columns="convention")
+        parts += [
+            f"<h2>{html.escape(CONVENTION_TITLES[convention])}</h2>",
+            rows.to_html(index=False, border=0),
+        ]
+    parts.append(f"<h2>Segmentations of the test videos (run {run})</h2>")
+    for video in videos:
+        parts += [
+            f"<h3>{html.escape(video)}</h3>",
+            f'<img src="plots/{quote(video)}.png" alt="segmentation of {html.escape(video)}">',
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def build_report(
+    predictions_dir: str | Path,
+    out_dir: str | Path,
+    background: Sequence[str],
+    classes: ClassList | None = None,
+    dataset: str | None = None,
+    rate: Rate = "feature",
+    plot_run: int | None = None,
+) -> tuple[int, int]:
+    """Evaluate every run and write the report folder; returns (runs, plots) written."""
+    predictions_dir, out_dir = Path(predictions_dir), Path(out_dir)
+    _check_out_dir(predictions_dir, out_dir)
+    runs = find_runs(predictions_dir)
+    if plot_run is None:
+        plot_run = min(r.run for r in runs)
+    elif all(r.run != plot_run for r in runs):
+        raise input_error(predictions_dir, f"no run{plot_run} folders to plot")
+    scored = [score_run(run, rate, background, classes) for run in runs]
+    metrics = metrics_frame(scored)
+    table = display_table(summarise(metrics))
+    labels = set().union(*(item.labels for item in scored))
+    colours = class_colours(class_order(labels, background, classes), background)
+    title = f"{dataset or default_dataset_name(predictions_dir)}: temporal action segmentation"
+    with atomic_path(out_dir.resolve()) as tmp:
+        tmp.mkdir()
+        metrics.to_csv(tmp / "metrics.csv", index=False)
+        table.to_csv(tmp / "table.csv", index=False)
+        (tmp / "table.md").write_text(_markdown(title, table, rate))
+        videos = _plot_all(tmp / "plots", scored, plot_run, rate, classes, colours)
+        (tmp / "index.html").write_text(_html(title, table, rate, videos, plot_run))
+    return len(runs), len(videos)

@@ -1,0 +1,110 @@
+"""Find and score the runs of a predictions tree.
+
+Layout (docs/contracts.md): `{backbone}/{head}/split{k}/run{r}/` holding `pred/` and `gt/` at the
+feature rate and `native/pred/`, `native/gt/` at the source frame rate. Hidden entries (the
+temporary names of atomic writes) and folders whose names do not follow `split{k}`/`run{r}` are
+not runs and are skipped; a run folder without the label folders of the chosen rate is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from stages.common.errors import input_error
+from stages.common.labels import ClassList
+from stages.evaluate.label_folders import read_pairs
+from stages.evaluate.metrics import VideoScore, score_video
+
+Rate = Literal["feature", "native"]
+RATES: tuple[Rate, ...] = ("feature", "native")
+_SPLIT = re.compile(r"split(\d+)")
+_RUN = re.compile(r"run(\d+)")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One trained head's predictions on one split."""
+
+    backbone: str
+    head: str
+    split: int
+    run: int
+    path: Path
+
+    @property
+    def model(self) -> str:
+        """Row name in the tables, as in the LCDC paper's 'LCDC + ED-TCN'."""
+        return f"{self.backbone} + {self.head}"
+
+    def label_dirs(self, rate: Rate) -> tuple[Path, Path]:
+        """(ground truth, prediction) folders at `rate`."""
+        base = self.path / "native" if rate == "native" else self.path
+        gt, pred = base / "gt", base / "pred"
+        for folder in (gt, pred):
+            if not folder.is_dir():
+                raise input_error(folder, f"missing: run folder has no {rate}-rate labels")
+        return gt, pred
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def find_runs(predictions_dir: str | Path) -> list[RunDir]:
+    """All run folders, sorted by backbone, head, split and run."""
+    root = Path(predictions_dir)
+    if not root.is_dir():
+        raise input_error(root, "predictions folder not found")
+    runs: list[RunDir] = []
+    for backbone in _subdirs(root):
+        for head in _subdirs(backbone):
+            for split in _subdirs(head):
+                split_match = _SPLIT.fullmatch(split.name)
+                if not split_match:
+                    continue
+                for run in _subdirs(split):
+                    run_match = _RUN.fullmatch(run.name)
+                    if run_match:
+                        runs.append(
+                            RunDir(
+                                backbone.name,
+                                head.name,
+                                int(split_match[1]),
+                                int(run_match[1]),
+                                run,
+                            )
+                        )
+    if not runs:
+        raise input_error(root, "no run folders ({backbone}/{head}/split{k}/run{r}/) found")
+    return sorted(runs, key=lambda r: (r.backbone, r.head, r.split, r.run))
+
+
+@dataclass(frozen=True)
+class RunScores:
+    """Per-video scores of one run and the labels seen in it (for a shared colour map)."""
+
+    run: RunDir
+    videos: dict[str, VideoScore]
+    labels: frozenset[str]
+
+
+def score_run(
+    run: RunDir,
+    rate: Rate,
+    background: Sequence[str],
+    classes: ClassList | None = None,
+) -> RunScores:
+    """Score every video of a run at `rate`."""
+    gt_dir, pred_dir = run.label_dirs(rate)
+    videos: dict[str, VideoScore] = {}
+    labels: set[str] = set()
+    for video, (gt, pred) in read_pairs(gt_dir, pred_dir, classes).items():
+        videos[video] = score_video(gt, pred, background)
+        labels.update(np.unique(gt.astype(str)), np.unique(pred.astype(str)))
+    return RunScores(run, videos, frozenset(labels))

@@ -1,0 +1,234 @@
+"""`motionseg report` on a small fabricated predictions tree (2 backbones x 2 heads x 2 splits
+x 2 runs): metrics.csv rows, mean ± std tables, plots and the HTML page."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from stages.cli import app
+from stages.common.labels import write_label_file
+
+CLASSES = ["background", "cut", "peel", "mix"]
+BACKBONES = ["lcdc", "resnet"]
+HEADS = ["ed-tcn", "st-cnn"]
+SPLIT_VIDEOS = {1: ["vid_a", "vid_b"], 2: ["vid_c", "vid_d"]}
+RUNS = [1, 2]
+METRICS_COLUMNS = [
+    "backbone", "head", "split", "run", "acc", "edit", "f1@10", "f1@25", "f1@50", "convention",
+]  # fmt: skip
+
+runner = CliRunner()
+
+
+def _ground_truth(rng: np.random.Generator) -> np.ndarray:
+    labels = rng.choice(CLASSES, 8)
+    return np.repeat(labels, rng.integers(3, 9, labels.size))
+
+
+def _noisy(gt: np.ndarray, rng: np.random.Generator, rate: float) -> np.ndarray:
+    pred = gt.copy()
+    flips = rng.random(gt.size) < rate
+    pred[flips] = rng.choice(CLASSES, int(flips.sum()))
+    return pred
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """results/demo/predictions/{backbone}/{head}/split{k}/run{r}/ with feature-rate labels and
+    native labels (every feature label repeated twice)."""
+    rng = np.random.default_rng(0)
+    gts = {v: _ground_truth(rng) for videos in SPLIT_VIDEOS.values() for v in videos}
+    root = tmp_path / "results" / "demo" / "predictions"
+    for b, backbone in enumerate(BACKBONES):
+        for h, head in enumerate(HEADS):
+            for split, videos in SPLIT_VIDEOS.items():
+                for run in RUNS:
+                    run_dir = root / backbone / head / f"split{split}" / f"run{run}"
+                    for video in videos:
+                        pred = _noisy(gts[video], rng, 0.1 + 0.1 * b + 0.05 * h)
+                        write_label_file(run_dir / "gt" / f"{video}.txt", gts[video])
+                        write_label_file(run_dir / "pred" / f"{video}.txt", pred)
+                        write_label_file(
+                            run_dir / "native" / "gt" / f"{video}.txt", np.repeat(gts[video], 2)
+                        )
+                        write_label_file(
+                            run_dir / "native" / "pred" / f"{video}.txt", np.repeat(pred, 2)
+                        )
+                    (run_dir / "run.json").write_text(json.dumps({"head": head}))
+    return root
+
+
+def _read(path: Path) -> np.ndarray:
+    return np.array(path.read_text().split())
+
+
+def _acc(run_dir: Path) -> float:
+    """Per-video mean frame accuracy, computed here without the package's metrics."""
+    accs = [
+        100 * np.mean(_read(gt) == _read(run_dir / "pred" / gt.name))
+        for gt in sorted((run_dir / "gt").iterdir())
+    ]
+    return float(np.mean(accs))
+
+
+def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", str(tree), str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "index.html", "metrics.csv", "plots", "table.csv", "table.md",
+    ]  # fmt: skip
+    assert not list(tmp_path.glob(".report*")), "temporary folder left behind"
+
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns) == METRICS_COLUMNS
+    assert len(metrics) == 2 * len(BACKBONES) * len(HEADS) * len(SPLIT_VIDEOS) * len(RUNS)
+    assert sorted(metrics["convention"].unique()) == ["per-video", "pooled"]
+    per_video = metrics[metrics["convention"] == "per-video"]
+    assert not per_video.duplicated(["backbone", "head", "split", "run"]).any()
+    for row in per_video.itertuples():
+        run_dir = tree / row.backbone / row.head / f"split{row.split}" / f"run{row.run}"
+        assert row.acc == pytest.approx(_acc(run_dir))
+
+    table = pd.read_csv(out / "table.csv")
+    assert list(table.columns) == [
+        "convention", "model", "runs", "splits", "F1@10", "F1@25", "F1@50", "Edit", "Acc",
+    ]  # fmt: skip
+    assert len(table) == 2 * len(BACKBONES) * len(HEADS)
+    for _, row in table.iterrows():
+        backbone, head = row["model"].split(" + ")
+        rows = metrics[
+            (metrics["convention"] == row["convention"])
+            & (metrics["backbone"] == backbone)
+            & (metrics["head"] == head)
+        ]
+        for column, key in [("Acc", "acc"), ("Edit", "edit"), ("F1@25", "f1@25")]:
+            per_run = [rows[rows["run"] == r][key].mean() for r in RUNS]
+            expected = f"{statistics.mean(per_run):.2f} ± {statistics.stdev(per_run):.2f}"
+            assert row[column] == expected
+    assert (table["runs"] == len(RUNS)).all()
+
+    markdown = (out / "table.md").read_text()
+    assert "Per-video mean" in markdown
+    assert "Pooled" in markdown
+    assert "| lcdc + ed-tcn | 2 | 2 |" in markdown
+
+    videos = [v for vs in SPLIT_VIDEOS.values() for v in vs]
+    plots = sorted((out / "plots").iterdir())
+    assert [p.stem for p in plots] == sorted(videos)
+    from matplotlib.image import imread
+
+    for plot in plots:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert imread(plot).shape[0] > 100  # ground truth + 4 model bars + legend
+
+    page = (out / "index.html").read_text()
+    for video in videos:
+        assert f'src="plots/{video}.png"' in page
+    assert page.count("<table") == 2
+    assert "lcdc + st-cnn" in page
+    assert "demo" in page  # dataset name taken from results/demo/predictions
+
+
+def test_native_rate_and_class_file(tree: Path, tmp_path: Path):
+    classes = tmp_path / "mapping.txt"
+    classes.write_text("".join(f"{i} {c}\n" for i, c in enumerate(CLASSES)))
+    out = tmp_path / "native_report"
+    args = ["report", str(tree), str(out), "--rate", "native", "--classes", str(classes)]
+    result = runner.invoke(app, [*args, "--dataset", "Demo set", "--plot-run", "2"])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_csv(out / "metrics.csv")
+    feature = tree / "lcdc" / "ed-tcn" / "split1" / "run1"
+    row = metrics[
+        (metrics["convention"] == "per-video")
+        & (metrics["backbone"] == "lcdc")
+        & (metrics["head"] == "ed-tcn")
+        & (metrics["split"] == 1)
+        & (metrics["run"] == 1)
+    ]
+    # labels repeated twice: accuracy unchanged, read from the native folders
+    assert row["acc"].item() == pytest.approx(_acc(feature))
+    assert "Demo set" in (out / "index.html").read_text()
+    assert "(run 2)" in (out / "index.html").read_text()
+
+
+def test_rerun_replaces_previous_report(tree: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert runner.invoke(app, ["report", str(tree), str(out)]).exit_code == 0
+    (out / "plots" / "stale.png").write_bytes(b"old")
+    assert runner.invoke(app, ["report", str(tree), str(out)]).exit_code == 0
+    assert not (out / "plots" / "stale.png").exists()
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_report(tree: Path, tmp_path: Path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = runner.invoke(app, ["report", str(tree), str(out)])
+    assert result.exit_code == 1
+    assert "refusing" in result.output
+    assert (out / "notes.txt").read_text() == "keep me"
+    result = runner.invoke(app, ["report", str(tree), str(tree.parent)])
+    assert result.exit_code == 1
+    assert "replace the predictions" in result.output
+
+
+def test_runs_covering_different_splits_are_an_error(tree: Path, tmp_path: Path):
+    import shutil
+
+    shutil.rmtree(tree / "resnet" / "st-cnn" / "split2" / "run2")
+    result = runner.invoke(app, ["report", str(tree), str(tmp_path / "report")])
+    assert result.exit_code == 1
+    assert "resnet/st-cnn" in result.output
+    assert "different splits" in result.output
+    assert not (tmp_path / "report").exists()
+
+
+def test_missing_label_folder_and_empty_tree_are_errors(tree: Path, tmp_path: Path):
+    import shutil
+
+    shutil.rmtree(tree / "lcdc" / "st-cnn" / "split1" / "run1" / "native")
+    result = runner.invoke(app, ["report", str(tree), str(tmp_path / "r"), "--rate", "native"])
+    assert result.exit_code == 1
+    assert "lcdc/st-cnn/split1/run1/native/gt" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["report", str(empty), str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "no run folders" in result.output
+    result = runner.invoke(app, ["report", str(tree), str(tmp_path / "r"), "--plot-run", "7"])
+    assert result.exit_code == 1
+    assert "run7" in result.output
+
+
+def test_single_run_shows_the_mean_without_std(tree: Path, tmp_path: Path):
+    import shutil
+
+    for run2 in tree.glob("*/*/split*/run2"):
+        shutil.rmtree(run2)
+    out = tmp_path / "report"
+    assert runner.invoke(app, ["report", str(tree), str(out)]).exit_code == 0
+    table = pd.read_csv(out / "table.csv", dtype=str)
+    assert (table["runs"] == "1").all()
+    metrics = pd.read_csv(out / "metrics.csv")
+    first = metrics[(metrics["convention"] == "per-video") & (metrics["backbone"] == "lcdc")]
+    first = first[first["head"] == "ed-tcn"]
+    assert table["Acc"].iloc[0] == f"{first['acc'].mean():.2f}"  # no "± nan"
+
+
+def test_class_order_puts_background_first_and_grey():
+    from stages.evaluate.plots import BACKGROUND_COLOUR, class_colours, class_order
+
+    order = class_order({"peel", "end", "cut", "start"}, background=["start", "end", "bg"])
+    assert order == ["start", "end", "cut", "peel"]
+    colours = class_colours(order, ["start", "end"])
+    assert list(colours) == order
+    assert colours["start"] == colours["end"] == BACKGROUND_COLOUR
+    assert len({colours["cut"], colours["peel"], BACKGROUND_COLOUR}) == 3
