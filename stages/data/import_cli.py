@@ -1,0 +1,185 @@
+"""Commands for real datasets: `data import {50salads,gtea,generic}` and `data check`.
+
+Mounted on the data stage's app by `stages/data/cli.py`. Warnings go to stderr, one line each;
+problems with the input raise `MotionsegError` (one line, exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "data_manifests"
+
+import_app = typer.Typer(
+    no_args_is_help=True,
+    help="Convert a dataset as distributed into per-frame labels for its manifest.",
+)
+
+
+def _warn(lines: list[str], what: str, limit: int = 10) -> None:
+    if lines:
+        shown = ", ".join(lines[:limit]) + (" ..." if len(lines) > limit else "")
+        typer.echo(f"warning: {what} ({len(lines)}): {shown}", err=True)
+
+
+@import_app.command("50salads")
+def import_50salads_command(
+    root: Annotated[Path, typer.Argument(help="The 50 Salads download (any layout below it).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Data root to write labels/ and videos/ to (default: ROOT).")
+    ] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="Folder of SS-N-activityAnnotation.txt (default: ROOT).")
+    ] = None,
+    timestamps: Annotated[
+        Path | None, typer.Option(help="Folder of timestamps-SS-N.txt (default: ROOT).")
+    ] = None,
+    videos: Annotated[
+        Path | None, typer.Option(help="Folder of rgb-SS-N.avi (default: ROOT).")
+    ] = None,
+    manifest: Annotated[Path, typer.Option(help="The 50 Salads manifest folder.")] = MANIFESTS
+    / "50salads",
+) -> None:
+    """Per-frame mid/eval labels from the timestamped annotations; links the videos."""
+    from stages.data.salads import import_50salads
+
+    out = out or root
+    start = time.perf_counter()
+    report = import_50salads(root, out, manifest, annotations, timestamps, videos)
+    seconds = time.perf_counter() - start
+    frames = sum(report.converted.values())
+    typer.echo(
+        f"converted {len(report.converted)} annotation files ({frames} frames) in {seconds:.1f} s; "
+        f"linked {len(report.linked)} videos into {out / 'videos'}"
+    )
+    _warn(report.extra, "converted but in no split")
+    _warn(report.skipped, "annotation without timestamps file, skipped")
+    _warn(report.missing_videos, "video rgb-SS-N.avi not found (pass --videos)")
+
+
+@import_app.command("gtea")
+def import_gtea_command(
+    root: Annotated[Path, typer.Argument(help="The GTEA download (label files, videos).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Data root to write labels/ and videos/ to (default: ROOT).")
+    ] = None,
+    num_frames: Annotated[
+        Path | None,
+        typer.Option(help="TSV video_id, num_frames: frame counts instead of reading the videos."),
+    ] = None,
+    from_groundtruth: Annotated[
+        Path | None,
+        typer.Option(help="Folder of MS-TCN per-frame groundTruth/<video_id>.txt files instead."),
+    ] = None,
+    manifest: Annotated[Path, typer.Option(help="The GTEA manifest folder.")] = MANIFESTS / "gtea",
+) -> None:
+    """Per-frame verb labels from the '<verb><objects> (start-end)' files; links the videos."""
+    from stages.data.gtea import import_gtea
+
+    out = out or root
+    report = import_gtea(root, out, manifest, num_frames, from_groundtruth)
+    frames = sum(report.converted.values())
+    typer.echo(
+        f"converted {len(report.converted)} label files ({frames} frames); "
+        f"linked {len(report.linked)} videos into {out / 'videos'}"
+    )
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
+    _warn(report.missing_videos, "video not found below ROOT")
+
+
+@import_app.command("generic")
+def import_generic_command(
+    table: Annotated[
+        Path, typer.Argument(help="TSV: video_id, video[, labels, split, num_frames, group...].")
+    ],
+    classes: Annotated[Path, typer.Option(help="Class list: 'index name' or one name a line.")],
+    out: Annotated[Path, typer.Option(help="Manifest folder to write.")],
+    root: Annotated[
+        Path | None, typer.Option(help="Data root (videos, labels) (default: the TSV's folder).")
+    ] = None,
+    labels_dir: Annotated[
+        Path | None, typer.Option(help="Folder of <video_id>.txt/.tsv/.csv/.npy label files.")
+    ] = None,
+    folds: Annotated[
+        int | None, typer.Option(help="Make K folds (when the TSV has no split column).")
+    ] = None,
+    group_by: Annotated[
+        str | None, typer.Option(help="Column whose values stay together in one fold.")
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="Native frame rate (default: read from the videos).")
+    ] = None,
+    segment_units: Annotated[
+        str, typer.Option(help="Units of segment tables: frames or seconds.")
+    ] = "frames",
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: OUT's name).")] = None,
+    background: Annotated[str, typer.Option(help="Class of unlabelled frames.")] = "background",
+    backbone_fps: Annotated[float, typer.Option(help="settings.backbone_fps.")] = 6,
+    purity: Annotated[float, typer.Option(help="settings.purity.")] = 0.7,
+    feature_fps: Annotated[float, typer.Option(help="settings.feature_fps.")] = 3,
+) -> None:
+    """Write a standard manifest and per-frame labels for your own videos."""
+    from stages.data.generic import Settings, import_generic
+
+    report = import_generic(
+        table,
+        classes,
+        out,
+        root=root,
+        labels_dir=labels_dir,
+        folds=folds,
+        group_by=group_by,
+        fps=fps,
+        segment_units=segment_units,
+        name=name,
+        background=background,
+        settings=Settings(backbone_fps, purity, feature_fps),
+    )
+    meta = report.manifest
+    typer.echo(
+        f"wrote manifest {out} (dataset {meta['name']!r}, {len(report.frames)} videos, "
+        f"{sum(report.frames.values())} frames at {meta['fps']:g} fps); labels under "
+        f"{meta['default_root']}/frame_labels"
+    )
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
+
+
+def check(
+    manifest: Annotated[Path, typer.Option(help="Manifest folder (dataset.yaml).")],
+    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    granularity: Annotated[
+        list[str] | None, typer.Option(help="Granularity to check (repeatable) (default: all).")
+    ] = None,
+    tolerance: Annotated[
+        int | None,
+        typer.Option(help="Frames a label file may differ from its video (default: max(2, 0.1%))."),
+    ] = None,
+    align: Annotated[
+        bool, typer.Option(help="Rewrite tolerated label files to the video's length.")
+    ] = True,
+    report: Annotated[
+        Path | None, typer.Option(help="Write frame counts and findings as JSON here.")
+    ] = None,
+) -> None:
+    """Before heavy work: every video exists, decodes, and matches its label files' length."""
+    from stages.common.stores import atomic_path
+    from stages.data.checks import check_dataset
+
+    result = check_dataset(manifest, root, granularity or None, tolerance, align)
+    frames = [c.num_frames for c in result.videos.values()]
+    typer.echo(
+        f"ok: {len(frames)} videos decode ({sum(frames)} frames, {min(frames)}-{max(frames)} "
+        f"per video) and match their labels"
+    )
+    _warn(result.aligned, "labels " + ("aligned to" if align else "differ from") + " video length")
+    _warn(result.fps_mismatch, "frame rate differs from the manifest's fps")
+    if report is not None:
+        with atomic_path(report) as tmp:
+            tmp.write_text(json.dumps(result.as_dict(), indent=1))
