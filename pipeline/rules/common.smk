@@ -1,0 +1,132 @@
+# Shared helpers: load and validate every dataset config, resolve manifests, and build the
+# paths and CLI arguments the rules use. Imports only stages.common (no torch), so DAG
+# building stays fast.
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+from stages.common.errors import MotionsegError
+from stages.common.manifest import load_manifest
+
+CONFIG_DIR = Path(workflow.basedir) / "pipeline" / "config"
+SCHEMA = str(Path(workflow.basedir) / "pipeline" / "schemas" / "dataset.schema.yaml")
+validate(config, str(Path(workflow.basedir) / "pipeline" / "schemas" / "workflow.schema.yaml"))
+
+
+def _load_dataset_configs() -> dict:
+    files = [p for p in sorted(CONFIG_DIR.glob("*.yaml")) if p.name != "default.yaml"]
+    files += [Path(p) for p in config.get("dataset_configs", [])]
+    datasets = {}
+    for path in files:
+        cfg = yaml.safe_load(path.read_text())
+        try:
+            validate(cfg, SCHEMA)
+        except Exception as err:
+            raise MotionsegError(f"{path}: invalid dataset config: {err}") from None
+        name = cfg["dataset"]
+        if "root" not in cfg and "synthesize" not in cfg:
+            raise MotionsegError(f"{path}: `root` is required (where the dataset lives)")
+        if name in datasets:
+            raise MotionsegError(f"{path}: dataset {name!r} is configured twice")
+        datasets[name] = cfg
+    return datasets
+
+
+DATASETS = _load_dataset_configs()
+DEFAULT_TARGETS = config.get("default_targets", [])
+
+
+wildcard_constraints:
+    dataset="|".join(re.escape(d) for d in DATASETS) or "(?!)",
+    backbone=r"[^/]+",
+    head=r"[^/]+",
+    split=r"[^/]+",
+    run=r"\d+",
+    video=r"[^/]+",
+
+
+def cfg(dataset: str) -> dict:
+    return DATASETS[dataset]
+
+
+def is_prepared(dataset: str) -> bool:
+    """Synthesized and imported datasets get their data root made by rule prepare_dataset."""
+    return "synthesize" in cfg(dataset) or "import" in cfg(dataset)
+
+
+def data_root(dataset: str) -> str:
+    """Where the manifest's relative paths point: data/<dataset> when the workflow makes it
+    (synthesis, import), else the configured root of an already-converted dataset."""
+    return f"data/{dataset}" if is_prepared(dataset) else cfg(dataset)["root"]
+
+
+def decode_fps(dataset: str) -> float:
+    """Configured decode rate, else the manifest's backbone sampling rate, else native."""
+    return cfg(dataset)["decode"].get("fps") or manifest(dataset).settings.get(
+        "backbone_fps", manifest(dataset).fps
+    )
+
+
+@cache
+def manifest(dataset: str):
+    c = cfg(dataset)
+    return load_manifest(c["manifest"], data_root(dataset), c.get("granularity"))
+
+
+def splits(dataset: str) -> list[str]:
+    wanted = cfg(dataset).get("splits", "all")
+    names = manifest(dataset).split_names
+    if wanted == "all":
+        return names
+    chosen = [str(s) for s in wanted]
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise MotionsegError(f"{dataset}: config names unknown split(s) {unknown}")
+    return chosen
+
+
+def runs(dataset: str) -> list[int]:
+    return list(range(1, int(cfg(dataset).get("runs", 1)) + 1))
+
+
+def backbone_cfg(dataset: str, label: str) -> dict:
+    entry = cfg(dataset)["backbones"][label] or {}
+    return {"backbone": entry.get("backbone", label), **entry}
+
+
+def head_cfg(dataset: str, label: str) -> dict:
+    entry = cfg(dataset)["heads"][label] or {}
+    return {"head": entry.get("head", label), **entry}
+
+
+def as_json(value) -> str:
+    """JSON for a single-quoted shell argument."""
+    return json.dumps(value or {}, sort_keys=True).replace("'", "'\\''")
+
+
+def frame_store(dataset: str, video: str) -> str:
+    return f"results/frames/{dataset}/{video}.zarr"
+
+
+def feature_dir(dataset: str, backbone: str, split: str) -> str:
+    return f"results/features/{dataset}/{backbone}/split{split}"
+
+
+def run_dir(dataset: str, backbone: str, head: str, split: str, run: int) -> str:
+    return f"results/predictions/{dataset}/{backbone}/{head}/split{split}/run{run}"
+
+
+def all_runs(dataset: str) -> list[str]:
+    c = cfg(dataset)
+    return [
+        run_dir(dataset, b, h, s, r)
+        for b in c["backbones"]
+        for h in c["heads"]
+        for s in splits(dataset)
+        for r in runs(dataset)
+    ]

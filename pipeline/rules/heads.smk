@@ -1,0 +1,31 @@
+# Train a head on a split's training feature stores, `runs` times with different seeds, and
+# predict that split's test videos.
+
+
+rule train_head:
+    input:
+        lambda w: [
+            f"{feature_dir(w.dataset, w.backbone, w.split)}/{v}.zarr"
+            for v in manifest(w.dataset).video_ids
+        ],
+    output:
+        directory("results/predictions/{dataset}/{backbone}/{head}/split{split}/run{run}"),
+    params:
+        manifest=lambda w: cfg(w.dataset)["manifest"],
+        root=lambda w: data_root(w.dataset),
+        granularity=lambda w: manifest(w.dataset).granularity,
+        features=lambda w: feature_dir(w.dataset, w.backbone, w.split),
+        name=lambda w: head_cfg(w.dataset, w.head)["head"],
+        options=lambda w: as_json(head_cfg(w.dataset, w.head).get("options")),
+        train=lambda w: as_json(head_cfg(w.dataset, w.head).get("train")),
+        seed=lambda w: cfg(w.dataset).get("seed", 0),
+    log:
+        "logs/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.tsv"
+    shell:
+        "motionseg heads train --manifest {params.manifest} --root {params.root} "
+        "--granularity {params.granularity} --split {wildcards.split} "
+        "--features {params.features} --head {params.name} --run {wildcards.run} "
+        "--seed {params.seed} --out {output} --options '{params.options}' "
+        "--train '{params.train}' &> {log}"

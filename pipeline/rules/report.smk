@@ -1,0 +1,20 @@
+# Evaluate every run and write results/<dataset>/: metrics.csv, table.md/csv, plots/, index.html.
+
+
+rule report:
+    input:
+        lambda w: all_runs(w.dataset),
+    output:
+        directory("results/{dataset}"),
+    params:
+        classes=lambda w: manifest(w.dataset).classes_path,
+        background=lambda w: " ".join(
+            f"--background {b}" for b in manifest(w.dataset).classes.background
+        ),
+        rate=lambda w: cfg(w.dataset).get("evaluate", {}).get("rate", "feature"),
+    log:
+        "logs/{dataset}/report.log",
+    shell:
+        "motionseg report results/predictions/{wildcards.dataset} {output} "
+        "--classes {params.classes} {params.background} --rate {params.rate} "
+        "--dataset {wildcards.dataset} &> {log}"
