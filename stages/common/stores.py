@@ -53,8 +53,12 @@ def create_array(
     dimension_names: Sequence[str],
     chunks: Sequence[int],
     attrs: Mapping[str, Any] | None = None,
+    compressor: zarr.codecs.BloscCodec | None = None,
 ) -> zarr.Array:
-    """A compressed array with `dimension_names`, so `xarray.open_zarr` names its axes."""
+    """A compressed array with `dimension_names`, so `xarray.open_zarr` names its axes.
+
+    `compressor` replaces the default Blosc zstd where speed matters more than size (frames).
+    """
     chunks = tuple(max(1, min(c, s)) if s else 1 for c, s in zip(chunks, shape, strict=True))
     arr = group.create_array(
         name,
@@ -62,7 +66,8 @@ def create_array(
         dtype=dtype,
         chunks=chunks,
         dimension_names=tuple(dimension_names),
-        compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+        compressors=compressor
+        or zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
     )
     if attrs:
         arr.attrs.update(dict(attrs))

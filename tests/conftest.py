@@ -1,0 +1,131 @@
+"""Shared fixtures: small synthetic videos written with PyAV, with the frames they contain.
+
+`make_video` writes a *lossless* RGB H.264 mp4 (libx264rgb, qp=0), so decoding it gives back
+exactly the frames that were written: tests can compare decoded pixels with `expected.frames`.
+`truncate_video` makes a cut copy of a file to test error handling on damaged inputs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+Pattern = Callable[[int, int, int], np.ndarray]
+"""(frame index, height, width) -> uint8 RGB image of shape (height, width, 3)."""
+
+REAL_CLIP = Path("/work/shared/reference/media/activitynet_v_ZNVhz7ctTq0.mp4")
+"""A real 480x360 H.264 clip, 420 frames at 30 fps; tests using it skip when it is absent."""
+
+
+def moving_shapes(index: int, height: int, width: int) -> np.ndarray:
+    """A gradient background, a red square moving right and a green bar moving down.
+
+    Every frame is different (the blue channel of the top-left 4x4 block is 8 * index mod 256),
+    so a test can tell which source frame a decoded frame came from.
+    """
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.zeros((height, width, 3), dtype=np.uint8)
+    img[..., 0] = (x * 255 // max(width - 1, 1)).astype(np.uint8)
+    img[..., 2] = (y * 255 // max(height - 1, 1)).astype(np.uint8)
+    side = max(height // 4, 2)
+    left = (3 * index) % max(width - side, 1)
+    img[side : 2 * side, left : left + side] = (255, 0, 0)
+    top = (2 * index) % max(height - 2, 1)
+    img[top : top + 2, width // 2 :] = (0, 255, 0)
+    img[:4, :4] = (0, 0, (8 * index) % 256)
+    return img
+
+
+@dataclass(frozen=True)
+class SyntheticVideo:
+    """A video written by `make_video` and what it contains."""
+
+    path: Path
+    frames: np.ndarray
+    """(time, height, width, 3) uint8 RGB: exactly what a decoder returns (lossless codec)."""
+    timestamps: np.ndarray
+    """Presentation time of every frame in seconds, starting at 0."""
+    fps: float
+    """The nominal rate given to the encoder."""
+
+
+@pytest.fixture
+def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
+    """Factory: `make_video(path, num_frames=30, fps=30, size=(64, 48), pattern=moving_shapes,
+    timestamps=None, faststart=False) -> SyntheticVideo`.
+
+    - `path`: file name (relative names go under the test's `tmp_path`); mp4 or mkv.
+    - `size`: (width, height) in pixels.
+    - `pattern`: `(index, height, width) -> uint8 RGB` image for frame `index`.
+    - `timestamps`: seconds per frame for a variable-frame-rate video (strictly increasing,
+      millisecond resolution); default `index / fps`.
+    - `faststart`: put the mp4 index (moov) before the data, as web videos do; a truncated
+      copy of such a file still opens, while a cut default mp4 (moov at the end) does not.
+    """
+
+    def make(
+        path: str | Path,
+        num_frames: int = 30,
+        fps: float = 30,
+        size: tuple[int, int] = (64, 48),
+        pattern: Pattern = moving_shapes,
+        timestamps: Sequence[float] | None = None,
+        faststart: bool = False,
+    ) -> SyntheticVideo:
+        path = tmp_path / path
+        width, height = size
+        rate = Fraction(fps).limit_denominator(1001)
+        if timestamps is None:
+            time_base = 1 / rate
+            pts = list(range(num_frames))
+        else:
+            time_base = Fraction(1, 1000)
+            pts = [round(t * 1000) for t in timestamps]
+            if len(pts) != num_frames or any(np.diff(pts) <= 0):
+                raise ValueError("need one strictly increasing timestamp per frame")
+        frames = np.stack([pattern(i, height, width) for i in range(num_frames)])
+        options = {"movflags": "faststart"} if faststart else {}
+        with av.open(str(path), mode="w", options=options) as container:
+            stream = container.add_stream("libx264rgb", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+            stream.time_base = stream.codec_context.time_base = time_base
+            # qp=0 is lossless; no B-frames keeps packets in presentation order.
+            stream.options = {"qp": "0", "preset": "ultrafast", "bf": "0"}
+            for image, frame_pts in zip(frames, pts, strict=True):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts, frame.time_base = frame_pts, time_base
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        times = np.array([float(p * time_base) for p in pts])
+        return SyntheticVideo(path=path, frames=frames, timestamps=times, fps=float(rate))
+
+    return make
+
+
+@pytest.fixture
+def synthetic_video(make_video: Callable[..., SyntheticVideo]) -> SyntheticVideo:
+    """The default 30-frame, 30 fps, 64x48 moving-shapes mp4."""
+    return make_video("synthetic.mp4")
+
+
+@pytest.fixture
+def truncate_video(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: `truncate_video(src, keep=0.5, name=None) -> Path`, a copy of `src` cut to the
+    first `keep` fraction of its bytes (a download or copy that stopped half way)."""
+
+    def truncate(src: str | Path, keep: float = 0.5, name: str | None = None) -> Path:
+        src = Path(src)
+        dst = tmp_path / (name or f"cut-{src.name}")
+        shutil.copyfile(src, dst)
+        with dst.open("r+b") as fh:
+            fh.truncate(int(dst.stat().st_size * keep))
+        return dst
+
+    return truncate
