@@ -1,5 +1,112 @@
-"""Typer app of the heads stage (being written)."""
+"""`motionseg heads list|train|predict`: long-temporal heads on feature stores.
+
+torch and the models are imported inside the commands so `motionseg --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
+from stages.common.errors import MotionsegError
+
 app = typer.Typer(no_args_is_help=True)
+
+
+def _json_option(text: str | None, option: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MotionsegError(f"{option}: not valid JSON ({err.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise MotionsegError(f"{option}: expected a JSON object, got {text!r}")
+    return value
+
+
+def _echo_epoch(epoch: int, loss: float, seconds: float) -> None:
+    typer.echo(f"epoch {epoch}: loss {loss:.4f} ({seconds:.2f} s)", err=True)
+
+
+@app.command("list")
+def list_command(
+    in_features: Annotated[int, typer.Option(help="Input feature width to count for.")] = 128,
+    num_classes: Annotated[int, typer.Option(help="Number of classes to count for.")] = 18,
+) -> None:
+    """Registered heads and their trainable parameter counts."""
+    from stages.heads.registry import build_head, list_heads
+
+    for name in list_heads():
+        head = build_head(name, in_features, num_classes)
+        typer.echo(f"{name}\t{sum(p.numel() for p in head.parameters())}")
+
+
+@app.command("train")
+def train_command(
+    manifest: Annotated[Path, typer.Option(help="Dataset manifest folder.")],
+    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    split: Annotated[str, typer.Option(help="Split whose test videos are predicted.")],
+    features: Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")],
+    head: Annotated[str, typer.Option(help="Head name (see `motionseg heads list`).")],
+    run: Annotated[int, typer.Option(help="Run number; the seed is seed + run.")],
+    out: Annotated[Path, typer.Option(help="Run folder to write (replaced atomically).")],
+    options: Annotated[str | None, typer.Option(help="Head options as JSON.")] = None,
+    train: Annotated[
+        str | None,
+        typer.Option(
+            help="Training settings as JSON: optimizer, lr, epochs, batch_size, sample_rate, "
+            "weight_decay, device (defaults: the head's reference settings)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
+    granularity: Annotated[str | None, typer.Option(help="Label granularity.")] = None,
+) -> None:
+    """Train a head on a split's training videos, then predict its test videos into OUT."""
+    from stages.common.manifest import load_manifest
+    from stages.heads.train import train_run
+
+    info = train_run(
+        load_manifest(manifest, root, granularity),
+        split,
+        features,
+        head,
+        run,
+        out,
+        _json_option(options, "--options"),
+        _json_option(train, "--train"),
+        base_seed=seed,
+        progress=_echo_epoch,
+    )
+    typer.echo(
+        f"{head} split {split} run {run}: final loss {info['final_train_loss']:.4f}, "
+        f"{info['train_seconds']:.1f} s; wrote {out}"
+    )
+
+
+@app.command("predict")
+def predict_command(
+    model: Annotated[Path, typer.Argument(help="model.pt written by `heads train`.")],
+    features: Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")],
+    manifest: Annotated[Path, typer.Option(help="Dataset manifest folder.")],
+    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    videos: Annotated[list[str], typer.Option(help="Video id to predict (repeat the option).")],
+    out: Annotated[Path, typer.Option(help="Folder to write (replaced atomically).")],
+    granularity: Annotated[
+        str | None, typer.Option(help="Label granularity (default: the model's).")
+    ] = None,
+) -> None:
+    """Predict videos with a saved head: pred/, gt/ and native/ label files in OUT."""
+    from stages.common.manifest import load_manifest
+    from stages.common.stores import atomic_path
+    from stages.heads.predict import load_model, predict_videos
+
+    head, saved = load_model(model)
+    loaded = load_manifest(manifest, root, granularity or saved.get("granularity"))
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        predict_videos(head, saved, loaded, features, videos, tmp)
+    typer.echo(f"wrote {len(videos)} prediction(s) to {out}")

@@ -16,7 +16,11 @@ from stages.common.registry import Registry
 HEADS: Registry = Registry("head")
 register_head = HEADS.register
 
-_MODEL_MODULES: tuple[str, ...] = ("stages.heads.tcn",)
+_MODEL_MODULES: tuple[str, ...] = (
+    "stages.heads.tcn",
+    "stages.heads.mstcn",
+    "stages.heads.kmeans_mlp",
+)
 
 
 def _load_models() -> None:
