@@ -1,0 +1,260 @@
+"""LCDC and DC backbones of seed 000 (Mac et al., "Learning motion in feature space", Table 4).
+
+A ResNet-50 runs all frames of all snippets as one batch `[B*T, 3, H, W]` (shared weights). res5
+has stride 1 and dilation 2 (14x14 maps at 224 px); its three 3x3 convs (res5a/b/c `branch2b`)
+become deformable convs whose offsets are predicted from the `branch2a` output by a 3x3
+dilation-2 conv (`trunk.layer4.{i}.conv2.offset`, see `stages.features.deform`):
+
+- `lcdc`: 2 offset channels per layer (locally-consistent, 9,218 parameters each);
+- `dc`: 72 channels (4 deformable groups x 9 taps x 2; 331,848 parameters each).
+
+Motion is the offset difference r(t) = offset(t) - offset(t-1) of every layer (T-1 maps).
+`conv_new_1` (1x1 -> 256, ReLU) on res5c gives appearance; the snippet's last frame is dropped,
+the three difference maps are concatenated (262 channels for LCDC, 472 for DC) and fused by
+`stages.features.lcdc_fusion` -> 2x2 max-pool -> `fc_new_1` (1024, ReLU) -> `fc_new_2` (1024,
+ReLU; `forward_features`) -> `cls_score`. No dropout. With 18 classes: LCDC 42.7M parameters
+(27,654 in offset layers), DC 45.7M (995,544), as in paper Table 3.
+
+Choices where the paper is silent:
+- Offsets gather dilated neighbours (paper eq. 4-7); see `stages.features.deform`.
+- torchvision's dilated ResNet-50 keeps dilation 1 in res5a's 3x3 conv; all three LCDC/DC convs
+  here use dilation 2 as in the authors' code (same weight shape, ImageNet weights reused).
+- `fc_new_1` takes `256 * p * p` inputs, p = (res5 side) // 2 with res5 side = `crop` halved,
+  rounding up, four times (2x2 'valid' pool, as the authors' `pool_new`): p = 7 at crop 224
+  (12,544 inputs), 2 at crop 64, 1 at crop 32; crops under 17 px are refused.
+- The fusion's 3D convs have no bias (authors' code: BN follows; see `lcdc_fusion`).
+- `freeze_bn` keeps the trunk's BatchNorm layers in eval mode (running statistics frozen, as the
+  authors did); their affine parameters still train. The fusion's BN3d trains normally.
+- `depth=18` (CPU demos/tests): ResNet-18's res5 has two BasicBlocks; their strides become 1
+  and all their 3x3 convs get dilation/padding 2; the second 3x3 conv of each block is the
+  LCDC/DC conv (offsets from the first conv's output), so 2 motion layers (260 channels for
+  LCDC) and `conv_new_1` maps 512 -> 256.
+- `lcdc_form`: "warp" (warp once with `grid_sample`, then the ordinary dilated conv, eq. 6-7) or
+  "deform" (`torchvision.ops.deform_conv2d` on expanded offsets, eq. 4-5); same numbers.
+  Default "warp", the faster on CPU. `benchmarks/bench_lcdc.py` (forward+backward of one
+  16-frame snippet, 2 CPU threads on a heavily shared machine, so absolute times are inflated):
+  depth 50 at 224 px 44.9 s "warp" vs 55.2 s "deform" (DC 51.6 s); at 64 px 6.4 s vs 10.2 s;
+  depth 18 at 224 px 9.6 s vs 13.6 s, at 64 px 1.25 s vs 1.84 s. The res5 conv alone
+  (16 x 512 x 14 x 14) 2.9 s vs 7.7 s (0.42 s vs 3.0 s on an idle machine).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.resnet import Bottleneck, ResNet
+
+from stages.common.errors import MotionsegError
+from stages.features.base import Backbone, Preprocessing
+from stages.features.deform import (
+    LCDC_FORMS,
+    DeformConv2dWithOffsets,
+    LocallyConsistentDeformConv2d,
+)
+from stages.features.lcdc_fusion import MIN_SNIPPET_LENGTH, SpaceTimeFusion
+from stages.features.registry import register_backbone
+from stages.features.weights import resnet_trunk
+
+Motion = Literal["lcdc", "dc"]
+RES5_DILATION = 2
+DC_OFFSET_GROUPS = 4
+APPEARANCE_CHANNELS = 256  # conv_new_1 and the fusion's 3D convs
+FEATURE_DIM = 1024  # fc_new_1, fc_new_2
+DEFAULT_LCDC_FORM = "warp"
+_DEPTHS = (18, 50)
+
+
+def res5_map_size(side: int) -> int:
+    """Side of the res5 map for an input side: four stride-2 stages, each rounding up."""
+    for _ in range(4):
+        side = (side + 1) // 2
+    return side
+
+
+def pooled_map_size(side: int) -> int:
+    """Side of the map after the fusion's 2x2 stride-2 'valid' max-pool (7 at 224)."""
+    return res5_map_size(side) // 2
+
+
+def _dilated_trunk(depth: int, weights: str) -> ResNet:
+    """ResNet whose res5 has stride 1; the 3x3 convs of res5 get dilation 2 (see module doc)."""
+    if depth == 50:
+        return resnet_trunk(50, weights, replace_stride_with_dilation=[False, False, True])
+    trunk = resnet_trunk(18, weights)  # BasicBlock refuses dilation: patch layer4 by hand
+    for block in trunk.layer4:
+        block.conv1.stride = (1, 1)
+        block.conv1.dilation = (RES5_DILATION, RES5_DILATION)
+        block.conv1.padding = (RES5_DILATION, RES5_DILATION)
+        if block.downsample is not None:
+            block.downsample[0].stride = (1, 1)
+    return trunk
+
+
+def _install_deformable_convs(trunk: ResNet, motion: Motion, lcdc_form: str) -> None:
+    """Replace every res5 block's `conv2` by an LCDC/DC conv initialised from its weights."""
+    for block in trunk.layer4:
+        weight = block.conv2.weight
+        if motion == "lcdc":
+            block.conv2 = LocallyConsistentDeformConv2d(weight, RES5_DILATION, lcdc_form)
+        else:
+            block.conv2 = DeformConv2dWithOffsets(weight, RES5_DILATION, DC_OFFSET_GROUPS)
+
+
+def _res5_block(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A torchvision Bottleneck/BasicBlock forward whose `conv2` also returns its offsets."""
+    identity = x if block.downsample is None else block.downsample(x)
+    out = block.relu(block.bn1(block.conv1(x)))
+    out, offset = block.conv2(out)
+    out = block.bn2(out)
+    if isinstance(block, Bottleneck):
+        out = block.bn3(block.conv3(block.relu(out)))
+    return block.relu(out + identity), offset
+
+
+def offset_differences(offsets: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Motion features r(t) = offset(t) - offset(t-1) per layer: `[B, T, C, h, w]` -> T-1 maps."""
+    return [offset[:, 1:] - offset[:, :-1] for offset in offsets]
+
+
+class LCDCNet(Backbone):
+    """LCDC (`motion="lcdc"`) or DC (`motion="dc"`) snippet model; see the module docstring."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        motion: Motion,
+        depth: int = 50,
+        weights: str = "imagenet",
+        freeze_bn: bool = True,
+        snippet_length: int = 16,
+        crop: int = 224,
+        resize_range: tuple[int, int] | list[int] = (224, 246),
+        lcdc_form: str = DEFAULT_LCDC_FORM,
+    ) -> None:
+        super().__init__()
+        resize_range = _check_options(motion, depth, snippet_length, crop, resize_range, lcdc_form)
+        self.motion = motion
+        self.freeze_bn = bool(freeze_bn)
+        self.trunk = _dilated_trunk(depth, weights)
+        res5_channels = self.trunk.fc.in_features  # 2048 (ResNet-50) or 512 (ResNet-18)
+        self.trunk.fc = nn.Identity()  # the ImageNet classifier is not part of the model
+        _install_deformable_convs(self.trunk, motion, lcdc_form)
+        motion_channels = sum(block.conv2.offset.out_channels for block in self.trunk.layer4)
+        self.conv_new_1 = nn.Conv2d(res5_channels, APPEARANCE_CHANNELS, 1)
+        self.fusion = SpaceTimeFusion(APPEARANCE_CHANNELS + motion_channels, APPEARANCE_CHANNELS)
+        self.pooled_size = pooled_map_size(crop)
+        self.fc_new_1 = nn.Linear(APPEARANCE_CHANNELS * self.pooled_size**2, FEATURE_DIM)
+        self.fc_new_2 = nn.Linear(FEATURE_DIM, FEATURE_DIM)
+        self.cls_score = nn.Linear(FEATURE_DIM, num_classes)
+        self.feature_dim = FEATURE_DIM
+        self.preprocessing = Preprocessing(
+            snippet_length=snippet_length,
+            feature_window=snippet_length,
+            crop=crop,
+            resize_range=resize_range,
+        )
+
+    def train(self, mode: bool = True) -> LCDCNet:
+        super().train(mode)
+        if self.freeze_bn:
+            for module in self.trunk.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+    def appearance_and_offsets(
+        self, snippets: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """`conv_new_1` maps `[B, T, 256, h, w]` and each res5 layer's offsets `[B, T, C, h, w]`."""
+        batch, frames = snippets.shape[:2]
+        trunk = self.trunk
+        x = trunk.maxpool(trunk.relu(trunk.bn1(trunk.conv1(snippets.flatten(0, 1)))))
+        x = trunk.layer3(trunk.layer2(trunk.layer1(x)))
+        offsets = []
+        for block in trunk.layer4:
+            x, offset = _res5_block(block, x)
+            offsets.append(offset.unflatten(0, (batch, frames)))
+        appearance = F.relu(self.conv_new_1(x)).unflatten(0, (batch, frames))
+        return appearance, offsets
+
+    def forward_features(self, snippets: torch.Tensor) -> torch.Tensor:
+        self._check_snippets(snippets)
+        appearance, offsets = self.appearance_and_offsets(snippets)
+        fused = torch.cat([appearance[:, :-1], *offset_differences(offsets)], dim=2)
+        x = self.fusion(fused).flatten(1)
+        return F.relu(self.fc_new_2(F.relu(self.fc_new_1(x))))
+
+    def forward(self, snippets: torch.Tensor) -> torch.Tensor:
+        return self.cls_score(self.forward_features(snippets))
+
+    def _check_snippets(self, snippets: torch.Tensor) -> None:
+        if snippets.ndim != 5 or snippets.shape[2] != 3:
+            raise MotionsegError(
+                f"{self.motion}: snippets must be [B, T, 3, H, W], got {list(snippets.shape)}"
+            )
+        if snippets.shape[1] < MIN_SNIPPET_LENGTH:
+            raise MotionsegError(
+                f"{self.motion}: a snippet of {snippets.shape[1]} frames is too short; the "
+                f"space-time fusion needs at least {MIN_SNIPPET_LENGTH}"
+            )
+        pooled = tuple(pooled_map_size(side) for side in snippets.shape[-2:])
+        if pooled != (self.pooled_size, self.pooled_size):
+            raise MotionsegError(
+                f"{self.motion}: frames of {snippets.shape[-2]}x{snippets.shape[-1]} px give "
+                f"{pooled[0]}x{pooled[1]} pooled maps, but the model was built for crop "
+                f"{self.preprocessing.crop} ({self.pooled_size}x{self.pooled_size})"
+            )
+
+
+def _check_options(
+    motion: Motion,
+    depth: int,
+    snippet_length: int,
+    crop: int,
+    resize_range: tuple[int, int] | list[int],
+    lcdc_form: str,
+) -> tuple[int, int]:
+    """Validate builder options; returns `resize_range` as a tuple."""
+    if depth not in _DEPTHS:
+        raise MotionsegError(f"{motion}: depth must be one of {_DEPTHS}, got {depth!r}")
+    if lcdc_form not in LCDC_FORMS:
+        raise MotionsegError(f"{motion}: lcdc_form must be one of {LCDC_FORMS}, got {lcdc_form!r}")
+    if not isinstance(snippet_length, int) or snippet_length < MIN_SNIPPET_LENGTH:
+        raise MotionsegError(
+            f"{motion}: snippet_length must be an integer >= {MIN_SNIPPET_LENGTH} (T-1 difference "
+            f"maps go through two temporal pools of 2), got {snippet_length!r}"
+        )
+    if not isinstance(crop, int) or pooled_map_size(crop) < 1:
+        raise MotionsegError(f"{motion}: crop must be an integer >= 17 px, got {crop!r}")
+    if len(resize_range) != 2 or not crop <= resize_range[0] <= resize_range[1]:
+        raise MotionsegError(
+            f"{motion}: resize_range must be [low, high] with crop <= low <= high, got "
+            f"{list(resize_range)} for crop {crop}"
+        )
+    return (int(resize_range[0]), int(resize_range[1]))
+
+
+_OPTIONS = ("depth", "weights", "freeze_bn", "snippet_length", "crop", "resize_range")
+
+
+def _reject_unknown(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise MotionsegError(f"{name}: unknown option(s) {unknown} (allowed: {', '.join(allowed)})")
+
+
+@register_backbone("lcdc")
+def build_lcdc(num_classes: int, **options: Any) -> LCDCNet:
+    """LCDC: 2-channel locally-consistent offsets at res5a/b/c (paper's model)."""
+    _reject_unknown("lcdc", options, (*_OPTIONS, "lcdc_form"))
+    return LCDCNet(num_classes, motion="lcdc", **options)
+
+
+@register_backbone("dc")
+def build_dc(num_classes: int, **options: Any) -> LCDCNet:
+    """DC: plain deformable convs (4 groups, 72 offset channels) at res5a/b/c (ablation)."""
+    _reject_unknown("dc", options, _OPTIONS)
+    return LCDCNet(num_classes, motion="dc", **options)
