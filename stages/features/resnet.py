@@ -1,0 +1,173 @@
+"""Appearance-only backbones: a torchvision ResNet applied to every frame of a snippet.
+
+One class, `FrameResNet`, covers three registry entries that differ only in parameters:
+
+- `resnet`: plain torchvision ResNet-18/50 (global average pool -> linear classifier). It is
+  fine-tuned on snippets by averaging the per-frame logits over the snippet; because the
+  classifier is linear this equals classifying the mean of the frame features, which is how it
+  is computed. Its feature is one frame's pooled ResNet feature (`feature_window` 1, so
+  512-d for ResNet-18, 2048-d for ResNet-50).
+- `naive-appear`: Table 3's NaiveAppear of the LCDC paper (seed 000): frame-wise class
+  prediction with ResNet-50, no temporal information, so a training example is a single frame
+  (`snippet_length` 1).
+- `naive-temp-appear`: Table 3's NaiveTempAppear: the same network fed a 16-frame snippet whose
+  frame features are averaged "before feeding to two fc layers with ReLU"; its feature covers
+  the whole snippet (`feature_window` = `snippet_length`).
+
+The paper says both naive models end in two fc layers with ReLU but not their width; we use
+1024, the width of LCDC's `fc_new_1`/`fc_new_2`, and extract the second fc layer's output (as
+LCDC's features are `fc_new_2`), so the Table-3 rows hand the heads features of the same size.
+With global average pooling this gives 26.7M parameters for ResNet-50 and 18 classes; the paper
+prints 38.9M, which implies an unstated larger head (a flattened 7x7x256 map into the first fc,
+as in LCDC's fusion, would give 37.9M). We keep global pooling so the model works at any crop
+size.
+
+BatchNorm: the LCDC authors froze BN statistics (batches of 3 snippets are too small to
+estimate them). With `freeze_bn` (default) every BN layer stays in eval mode during training,
+so its running statistics are never updated; its affine weight and bias still learn unless
+`freeze_bn_affine` is set. Freezing only makes sense with pretrained weights: with
+`weights: none` the frozen statistics are the initial ones (mean 0, variance 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from stages.common.errors import MotionsegError
+from stages.features.base import Backbone, Preprocessing
+from stages.features.registry import register_backbone
+from stages.features.weights import resnet_trunk
+
+NAIVE_FC_DIMS = (1024, 1024)
+
+
+class FrameResNet(Backbone):
+    """ResNet per frame -> mean over the snippet's frames -> optional fc+ReLU layers -> linear."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        depth: int = 50,
+        weights: str = "imagenet",
+        fc_dims: Sequence[int] = (),
+        freeze_bn: bool = True,
+        freeze_bn_affine: bool = False,
+        preprocessing: Preprocessing | None = None,
+    ) -> None:
+        super().__init__()
+        trunk = resnet_trunk(depth, weights)
+        trunk_dim = trunk.fc.in_features
+        trunk.fc = nn.Identity()
+        self.trunk = trunk
+        layers: list[nn.Module] = []
+        width = trunk_dim
+        for dim in fc_dims:
+            layers += [nn.Linear(width, dim), nn.ReLU(inplace=True)]
+            width = dim
+        self.fc = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width, num_classes)
+        self.feature_dim = width
+        self.preprocessing = preprocessing or Preprocessing()
+        self.freeze_bn = freeze_bn
+        if freeze_bn_affine:
+            for module in self._batchnorms():
+                for param in module.parameters():
+                    param.requires_grad_(False)
+
+    def _batchnorms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True) -> FrameResNet:
+        """Like `nn.Module.train`, but frozen BN layers stay in eval mode."""
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for module in self._batchnorms():
+                module.eval()
+        return self
+
+    def forward_features(self, snippets: torch.Tensor) -> torch.Tensor:
+        batch, time = snippets.shape[:2]
+        frames = self.trunk(snippets.flatten(0, 1))  # all frames of all snippets as one batch
+        return self.fc(frames.view(batch, time, -1).mean(dim=1))
+
+    def forward(self, snippets: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(snippets))
+
+
+_COMMON_OPTIONS = (
+    "depth",
+    "weights",
+    "freeze_bn",
+    "freeze_bn_affine",
+    "snippet_length",
+    "crop",
+    "resize_range",
+)
+
+
+def _check_options(name: str, options: dict[str, Any], accepted: Sequence[str]) -> None:
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise MotionsegError(
+            f"backbone {name!r}: unknown option(s) {unknown} (accepted: {', '.join(accepted)})"
+        )
+
+
+def _build(
+    name: str,
+    num_classes: int,
+    options: dict[str, Any],
+    snippet_length: int,
+    fc_dims: Sequence[int],
+    window_is_snippet: bool,
+) -> FrameResNet:
+    _check_options(name, options, _COMMON_OPTIONS)
+    length = int(options.get("snippet_length", snippet_length))
+    crop = int(options.get("crop", 224))
+    resize_range = tuple(int(s) for s in options.get("resize_range", (crop, crop + 22)))
+    if length < 1:
+        raise MotionsegError(f"backbone {name!r}: snippet_length must be >= 1, got {length}")
+    if len(resize_range) != 2 or not crop <= resize_range[0] <= resize_range[1]:
+        raise MotionsegError(
+            f"backbone {name!r}: resize_range must be [lo, hi] with crop ({crop}) <= lo <= hi, "
+            f"got {list(resize_range)}"
+        )
+    preprocessing = Preprocessing(
+        snippet_length=length,
+        feature_window=length if window_is_snippet else 1,
+        crop=crop,
+        resize_range=resize_range,  # type: ignore[arg-type]
+    )
+    return FrameResNet(
+        num_classes,
+        depth=int(options.get("depth", 50)),
+        weights=str(options.get("weights", "imagenet")),
+        fc_dims=fc_dims,
+        freeze_bn=bool(options.get("freeze_bn", True)),
+        freeze_bn_affine=bool(options.get("freeze_bn_affine", False)),
+        preprocessing=preprocessing,
+    )
+
+
+@register_backbone("resnet")
+def build_resnet(num_classes: int, **options: Any) -> FrameResNet:
+    """Per-frame ResNet features; fine-tuned on 16-frame snippets by averaging frame logits."""
+    return _build("resnet", num_classes, options, 16, (), window_is_snippet=False)
+
+
+@register_backbone("naive-appear")
+def build_naive_appear(num_classes: int, **options: Any) -> FrameResNet:
+    """NaiveAppear (LCDC Table 3): one frame in, ResNet + two fc layers, per-frame features."""
+    return _build("naive-appear", num_classes, options, 1, NAIVE_FC_DIMS, window_is_snippet=False)
+
+
+@register_backbone("naive-temp-appear")
+def build_naive_temp_appear(num_classes: int, **options: Any) -> FrameResNet:
+    """NaiveTempAppear (LCDC Table 3): mean of 16 frame features, then two fc layers."""
+    return _build(
+        "naive-temp-appear", num_classes, options, 16, NAIVE_FC_DIMS, window_is_snippet=True
+    )

@@ -1,0 +1,246 @@
+"""Snippet datasets over frame stores, and `motionseg features train` end to end (resumable)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stages.cli import app
+from stages.common.errors import MotionsegError
+from stages.common.manifest import load_manifest
+from stages.common.stores import write_store
+from stages.features.base import Preprocessing
+from stages.features.checkpoint import load_checkpoint
+from stages.features.snippets import SnippetDataset, build_windows
+from stages.features.train import TrainConfig, choose_validation
+
+CLASSES = ("background", "cut", "mix")
+VIDEOS = [f"v{i}" for i in range(5)]
+NATIVE_FRAMES = 48
+STEP = 2  # frame stores keep every other native frame (24 frames)
+OPTIONS = {
+    "depth": 18,
+    "weights": "none",
+    "crop": 16,
+    "resize_range": [16, 20],
+    "snippet_length": 4,
+    "freeze_bn": False,
+}
+TRAIN = {"batch_size": 2, "stride": 4, "max_snippets_per_epoch": 4, "val_fraction": 0.25}
+
+
+def native_labels(video: int) -> list[str]:
+    """Blocks of 8 native frames cycling through the classes, shifted per video."""
+    return [CLASSES[(i // 8 + video) % 3] for i in range(NATIVE_FRAMES)]
+
+
+def write_frame_store(path: Path, num_native: int, seed: int, size: int = 24) -> np.ndarray:
+    index = np.arange(0, num_native, STEP, dtype=np.int64)
+    frames = np.random.default_rng(seed).integers(0, 256, (len(index), size, size, 3), np.uint8)
+    write_store(
+        path,
+        {
+            "frames": (frames, ("time", "height", "width", "channel"), (8, size, size, 3)),
+            "frame_index": (index, ("time",), (64,)),
+        },
+        {
+            "source_path": f"{path.stem}.mp4",
+            "source_fps": 30.0,
+            "fps": 15.0,
+            "frame_indices": index.tolist(),
+            "timestamps": (index / 30.0).tolist(),
+            "size": size,
+            "num_source_frames": num_native,
+        },
+    )
+    return frames
+
+
+@pytest.fixture
+def toy(tmp_path) -> dict[str, Path]:
+    """A manifest (2 splits: test v0 / test v1), its labels, and frame stores of 24 frames."""
+    manifest, root, frames = tmp_path / "manifest", tmp_path / "root", tmp_path / "frames"
+    (root / "labels").mkdir(parents=True)
+    manifest.mkdir()
+    (manifest / "dataset.yaml").write_text(
+        "name: toy\nfps: 30\nbackground: [background]\nvideos: videos.tsv\n"
+        "splits: splits.tsv\ngranularities:\n  default: {classes: classes.txt, "
+        'labels: "labels/{video_id}.txt"}\nsettings: {purity: 0.7}\n'
+    )
+    (manifest / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(CLASSES)))
+    (manifest / "videos.tsv").write_text(
+        "video_id\tvideo\n" + "".join(f"{v}\tvideos/{v}.mp4\n" for v in VIDEOS)
+    )
+    (manifest / "splits.tsv").write_text("split\tvideo_id\n1\tv0\n2\tv1\n")
+    for i, video in enumerate(VIDEOS):
+        (root / "labels" / f"{video}.txt").write_text("\n".join(native_labels(i)) + "\n")
+        write_frame_store(frames / f"{video}.zarr", NATIVE_FRAMES, seed=i)
+    return {"manifest": manifest, "root": root, "frames": frames}
+
+
+def test_windows_read_labels_at_stored_frames(toy):
+    manifest = load_manifest(toy["manifest"], toy["root"])
+    windows = build_windows(manifest, ["v0", "v2"], toy["frames"], length=4, stride=4, purity=1.0)
+    # stored frame t is native frame 2t: blocks of 4 stored frames share a label
+    assert [(w.video_id, w.start, w.label) for w in windows[:3]] == [
+        ("v0", 0, 0),
+        ("v0", 4, 1),
+        ("v0", 8, 2),
+    ]
+    assert windows[6].video_id == "v2" and windows[6].label == 2
+    prep = Preprocessing(snippet_length=4, feature_window=1, crop=16, resize_range=(16, 20))
+    dataset = SnippetDataset(windows, toy["frames"], prep, train=True, seed=0, max_open=1)
+    snippet, label = dataset[7]
+    assert snippet.shape == (4, 3, 16, 16) and snippet.dtype == torch.float32
+    assert label == windows[7].label
+    assert torch.equal(dataset[7][0], snippet)  # randomness is a function of (seed, epoch, index)
+    dataset.epoch = 1
+    assert not torch.equal(dataset[7][0], snippet)
+
+
+def test_label_file_shorter_than_frames_names_the_video(toy):
+    (toy["root"] / "labels" / "v3.txt").write_text("cut\n" * 10)
+    manifest = load_manifest(toy["manifest"], toy["root"])
+    with pytest.raises(MotionsegError, match="v3"):
+        build_windows(manifest, ["v3"], toy["frames"], 4, 4, 0.7)
+
+
+def test_missing_frame_store_is_an_error(toy):
+    manifest = load_manifest(toy["manifest"], toy["root"])
+    with pytest.raises(MotionsegError, match="store not found"):
+        build_windows(manifest, ["v0"], toy["root"], 4, 4, 0.7)
+
+
+def test_validation_videos_are_training_videos():
+    train_ids = [f"t{i}" for i in range(40)]
+    for seed in range(5):
+        val = choose_validation(train_ids, 0.1, seed)
+        assert len(val) == 4 and set(val) <= set(train_ids)
+    assert len(choose_validation(train_ids[:9], 0.1, 0)) == 1
+    assert choose_validation(train_ids[:1], 0.1, 0) == []
+    assert choose_validation(train_ids, 0.0, 0) == []
+
+
+@pytest.mark.parametrize(
+    "values", [{"epochs": 0}, {"lr": "fast"}, {"no_such_key": 1}, {"val_fraction": 1.0}]
+)
+def test_bad_train_config(values):
+    with pytest.raises(MotionsegError):
+        TrainConfig.from_dict(values)
+
+
+def _train(toy, out: Path, epochs: int, extra: dict | None = None, backbone: str = "resnet"):
+    args = [
+        "features",
+        "train",
+        "--manifest",
+        str(toy["manifest"]),
+        "--root",
+        str(toy["root"]),
+        "--split",
+        "1",
+        "--backbone",
+        backbone,
+        "--frames",
+        str(toy["frames"]),
+        "--out",
+        str(out),
+        "--options",
+        json.dumps(OPTIONS),
+        "--train",
+        json.dumps({**TRAIN, "epochs": epochs, **(extra or {})}),
+        "--seed",
+        "3",
+    ]
+    return CliRunner().invoke(app, args)
+
+
+def _log(out: Path) -> list[dict[str, str]]:
+    with (out / "train_log.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_train_cli_writes_checkpoints_log_and_best(toy, tmp_path):
+    out = tmp_path / "ckpt"
+    result = _train(toy, out, epochs=2, extra={"keep_all_epochs": True})
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.pt")) == ["best.pt", "epoch_001.pt", "epoch_002.pt"]
+    rows = _log(out)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_acc", "lr", "seconds"]
+    assert all(0 <= float(r["val_acc"]) <= 1 for r in rows)
+
+    best = load_checkpoint(out / "best.pt")
+    assert best["backbone"] == "resnet" and best["options"] == OPTIONS
+    assert best["classes"] == list(CLASSES) and best["num_classes"] == 3
+    assert best["preprocessing"]["snippet_length"] == 4
+    accs = [float(r["val_acc"]) for r in rows]
+    assert best["epoch"] == 1 + accs.index(max(accs))
+    assert best["val_acc"] == pytest.approx(max(accs))
+    for key in ("optimizer", "scheduler", "state_dict", "history"):
+        assert key in best
+    # validation: training videos of split 1 only (test video v0 never)
+    assert len(best["val_videos"]) == 1
+    assert "v0" not in best["val_videos"] + best["train_videos"]
+    assert sorted(best["val_videos"] + best["train_videos"]) == VIDEOS[1:]
+
+
+def test_train_resumes_bit_for_bit(toy, tmp_path):
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    assert _train(toy, once, epochs=2).exit_code == 0
+    first = _train(toy, twice, epochs=1)
+    assert first.exit_code == 0, first.output
+    before = (twice / "epoch_001.pt").stat().st_mtime_ns
+    second = _train(toy, twice, epochs=2)
+    assert second.exit_code == 0, second.output
+    assert "resuming after epoch 1" in second.output
+    assert "epoch 1:" not in second.output  # epoch 1 not redone
+    epoch1 = twice / "epoch_001.pt"
+    assert not epoch1.exists() or epoch1.stat().st_mtime_ns == before
+
+    a = torch.load(once / "epoch_002.pt", weights_only=True)
+    b = torch.load(twice / "epoch_002.pt", weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert len(_log(twice)) == 2
+
+
+def test_train_refuses_to_resume_a_different_run(toy, tmp_path):
+    out = tmp_path / "ckpt"
+    assert _train(toy, out, epochs=1).exit_code == 0
+    result = _train(toy, out, epochs=2, extra={"lr": 0.5})
+    assert result.exit_code == 1
+    assert "train_config" in result.output and "delete" in result.output
+
+
+def test_train_cli_bad_json_is_one_line_error(toy, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "train",
+            "--manifest",
+            str(toy["manifest"]),
+            "--root",
+            str(toy["root"]),
+            "--split",
+            "1",
+            "--backbone",
+            "resnet",
+            "--frames",
+            str(toy["frames"]),
+            "--out",
+            str(tmp_path / "x"),
+            "--options",
+            "{depth: 18",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "--options" in result.output and "Traceback" not in result.output
