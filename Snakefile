@@ -2,12 +2,14 @@
 # pipeline/config/<dataset>.yaml (or passed with --configfile). Logic lives in the `motionseg`
 # CLI; rules only call it. See pipeline/rules/common.smk for how configs are found.
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
-configfile: "pipeline/config/default.yaml"
+configfile: Path(workflow.basedir) / "pipeline" / "config" / "default.yaml"
 
 
 include: "pipeline/rules/common.smk"

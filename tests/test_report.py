@@ -232,3 +232,19 @@ def test_class_order_puts_background_first_and_grey():
     assert list(colours) == order
     assert colours["start"] == colours["end"] == BACKGROUND_COLOUR
     assert len({colours["cut"], colours["peel"], BACKGROUND_COLOUR}) == 3
+
+
+def test_report_only_given_runs(tree: Path, tmp_path: Path):
+    """Runs left by an earlier config are ignored when the workflow names the runs it wants."""
+    keep = sorted(tree.glob("*/*/split*/run1"))
+    args = [a for r in keep for a in ("--run", str(r))]
+    result = CliRunner().invoke(app, ["report", str(tree), str(tmp_path / "out"), *args])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    assert set(metrics["run"]) == {1}
+    assert len(metrics) == 2 * len(keep)  # both conventions
+    missing = CliRunner().invoke(
+        app, ["report", str(tree), str(tmp_path / "out2"), "--run", str(tmp_path / "nope")]
+    )
+    assert missing.exit_code == 1
+    assert "nope" in missing.output

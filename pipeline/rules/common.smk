@@ -3,7 +3,9 @@
 # building stays fast.
 
 import json
+import os
 import re
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -12,6 +14,10 @@ from snakemake.utils import validate
 
 from stages.common.errors import MotionsegError
 from stages.common.manifest import load_manifest
+
+# Rules call `motionseg`: find it next to the Python running Snakemake, so `.venv/bin/snakemake`
+# works without activating the environment.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 CONFIG_DIR = Path(workflow.basedir) / "pipeline" / "config"
 SCHEMA = str(Path(workflow.basedir) / "pipeline" / "schemas" / "dataset.schema.yaml")
@@ -29,10 +35,14 @@ def _load_dataset_configs() -> dict:
         except Exception as err:
             raise MotionsegError(f"{path}: invalid dataset config: {err}") from None
         name = cfg["dataset"]
+        if name in config.get("roots", {}):
+            cfg["root"] = str(config["roots"][name])
         if "root" not in cfg and "synthesize" not in cfg:
             raise MotionsegError(f"{path}: `root` is required (where the dataset lives)")
         if name in datasets:
             raise MotionsegError(f"{path}: dataset {name!r} is configured twice")
+        # Manifests ship with the workflow: relative paths are relative to the Snakefile.
+        cfg["manifest"] = str(Path(workflow.basedir) / cfg["manifest"])
         datasets[name] = cfg
     return datasets
 
@@ -88,6 +98,11 @@ def splits(dataset: str) -> list[str]:
     if unknown:
         raise MotionsegError(f"{dataset}: config names unknown split(s) {unknown}")
     return chosen
+
+
+def torch_threads(dataset: str) -> int:
+    """Threads per torch job (OMP_NUM_THREADS); several 1-thread jobs beat oversubscription."""
+    return int(cfg(dataset).get("threads", 4))
 
 
 def runs(dataset: str) -> list[int]:

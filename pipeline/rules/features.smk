@@ -16,6 +16,7 @@ rule train_backbone:
         train=lambda w: as_json(backbone_cfg(w.dataset, w.backbone).get("train")),
         seed=lambda w: cfg(w.dataset).get("seed", 0),
         outdir=lambda w, output: str(Path(output[0]).parent),
+    threads: lambda w: torch_threads(w.dataset)
     resources:
         gpu=1,
     log:
@@ -23,23 +24,40 @@ rule train_backbone:
     benchmark:
         "results/benchmarks/{dataset}/train_backbone/{backbone}/split{split}.tsv"
     shell:
-        "motionseg features train --manifest {params.manifest} --root {params.root} "
-        "--granularity {params.granularity} --split {wildcards.split} "
+        "OMP_NUM_THREADS={threads} motionseg features train --manifest {params.manifest} "
+        "--root {params.root} --granularity {params.granularity} --split {wildcards.split} "
         "--backbone {params.name} --frames results/frames/{wildcards.dataset} "
         "--out {params.outdir} --options '{params.options}' --train '{params.train}' "
         "--seed {params.seed} &> {log}"
 
 
-rule extract_features:
-    input:
-        checkpoint="results/models/{dataset}/{backbone}/split{split}/best.pt",
-        frames="results/frames/{dataset}/{video}.zarr",
-    output:
-        directory("results/features/{dataset}/{backbone}/split{split}/{video}.zarr"),
-    resources:
-        gpu=1,
-    log:
-        "logs/{dataset}/extract/{backbone}/split{split}/{video}.log",
-    shell:
-        "motionseg features extract {input.checkpoint} {input.frames} {output} "
-        "--video-id {wildcards.video} &> {log}"
+# One extraction job per (backbone, split) writes the stores of all videos: the model is
+# loaded once, which matters when there are many short videos. Its outputs are the per-video
+# stores, so the rule is generated per dataset (outputs must be static patterns); deleting one
+# store re-runs that job, the heads of that backbone/split and the report, nothing else.
+for _dataset in DATASETS:
+    _videos = manifest(_dataset).video_ids
+
+    rule:
+        name:
+            f"extract_features_{_dataset}"
+        input:
+            checkpoint=f"results/models/{_dataset}/{{backbone}}/split{{split}}/best.pt",
+            frames=[frame_store(_dataset, v) for v in _videos],
+        output:
+            [
+                directory(f"{feature_dir(_dataset, '{backbone}', '{split}')}/{v}.zarr")
+                for v in _videos
+            ],
+        params:
+            outdir=lambda w, output: str(Path(output[0]).parent),
+        threads: lambda w, _d=_dataset: torch_threads(_d)
+        resources:
+            gpu=1,
+        log:
+            f"logs/{_dataset}/extract/{{backbone}}/split{{split}}.log",
+        benchmark:
+            f"results/benchmarks/{_dataset}/extract/{{backbone}}/split{{split}}.tsv"
+        shell:
+            "OMP_NUM_THREADS={threads} motionseg features extract {input.checkpoint} "
+            "{input.frames} --out-dir {params.outdir} &> {log}"

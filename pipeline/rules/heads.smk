@@ -19,12 +19,13 @@ rule train_head:
         options=lambda w: as_json(head_cfg(w.dataset, w.head).get("options")),
         train=lambda w: as_json(head_cfg(w.dataset, w.head).get("train")),
         seed=lambda w: cfg(w.dataset).get("seed", 0),
+    threads: lambda w: torch_threads(w.dataset)
     log:
         "logs/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.log",
     benchmark:
         "results/benchmarks/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.tsv"
     shell:
-        "motionseg heads train --manifest {params.manifest} --root {params.root} "
+        "OMP_NUM_THREADS={threads} motionseg heads train --manifest {params.manifest} --root {params.root} "
         "--granularity {params.granularity} --split {wildcards.split} "
         "--features {params.features} --head {params.name} --run {wildcards.run} "
         "--seed {params.seed} --out {output} --options '{params.options}' "

@@ -12,9 +12,10 @@ rule report:
             f"--background {b}" for b in manifest(w.dataset).classes.background
         ),
         rate=lambda w: cfg(w.dataset).get("evaluate", {}).get("rate", "feature"),
+        runs=lambda w, input: " ".join(f"--run {r}" for r in input),
     log:
         "logs/{dataset}/report.log",
     shell:
         "motionseg report results/predictions/{wildcards.dataset} {output} "
         "--classes {params.classes} {params.background} --rate {params.rate} "
-        "--dataset {wildcards.dataset} &> {log}"
+        "--dataset {wildcards.dataset} {params.runs} &> {log}"

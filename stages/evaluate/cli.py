@@ -103,6 +103,10 @@ def report(
     plot_run: Annotated[
         int | None, typer.Option(help="Run whose predictions are plotted; default: the first.")
     ] = None,
+    run: Annotated[
+        list[Path] | None,
+        typer.Option(help="Only these run folders (repeatable); default: every run found."),
+    ] = None,
 ) -> None:
     """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML."""
     from stages.evaluate.metrics import DEFAULT_BACKGROUND
@@ -110,6 +114,13 @@ def report(
 
     background = list(background or DEFAULT_BACKGROUND)
     runs, plots = build_report(
-        predictions_dir, out_dir, background, _classes(classes, background), dataset, rate, plot_run
+        predictions_dir,
+        out_dir,
+        background,
+        _classes(classes, background),
+        dataset,
+        rate,
+        plot_run,
+        only=run,
     )
     typer.echo(f"{out_dir}: {runs} runs evaluated, {plots} plots")

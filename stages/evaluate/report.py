@@ -138,11 +138,13 @@ def build_report(
     dataset: str | None = None,
     rate: Rate = "feature",
     plot_run: int | None = None,
+    only: Sequence[str | Path] | None = None,
 ) -> tuple[int, int]:
-    """Evaluate every run and write the report folder; returns (runs, plots) written."""
+    """Evaluate every run (or those in `only`) and write the report folder; returns (runs,
+    plots) written."""
     predictions_dir, out_dir = Path(predictions_dir), Path(out_dir)
     _check_out_dir(predictions_dir, out_dir)
-    runs = find_runs(predictions_dir)
+    runs = find_runs(predictions_dir, only)
     if plot_run is None:
         plot_run = min(r.run for r in runs)
     elif all(r.run != plot_run for r in runs):

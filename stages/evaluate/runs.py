@@ -56,8 +56,14 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def find_runs(predictions_dir: str | Path) -> list[RunDir]:
-    """All run folders, sorted by backbone, head, split and run."""
+def find_runs(
+    predictions_dir: str | Path, only: Sequence[str | Path] | None = None
+) -> list[RunDir]:
+    """All run folders, sorted by backbone, head, split and run.
+
+    `only` restricts them to the given run folders (the workflow passes the runs its config
+    asks for, so folders left by an earlier config do not leak into the tables); each must exist.
+    """
     root = Path(predictions_dir)
     if not root.is_dir():
         raise input_error(root, "predictions folder not found")
@@ -80,6 +86,12 @@ def find_runs(predictions_dir: str | Path) -> list[RunDir]:
                                 run,
                             )
                         )
+    if only is not None:
+        wanted = {Path(p).resolve() for p in only}
+        missing = sorted(str(p) for p in wanted - {r.path.resolve() for r in runs})
+        if missing:
+            raise input_error(root, f"requested run folder(s) not found: {missing}")
+        runs = [r for r in runs if r.path.resolve() in wanted]
     if not runs:
         raise input_error(root, "no run folders ({backbone}/{head}/split{k}/run{r}/) found")
     return sorted(runs, key=lambda r: (r.backbone, r.head, r.split, r.run))
