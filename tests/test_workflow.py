@@ -67,8 +67,8 @@ def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
 def test_bad_dataset_config_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "broken.yaml"
     bad.write_text("dataset: broken\nmanifest: x\n")
-    proc = snakemake("-n", "--directory", str(tmp_path), "-s", str(REPO / "Snakefile"),
-                     "--config", f"dataset_configs=[{bad}]", "results/demo", check=False)
+    proc = snakemake("--config", f"dataset_configs=[{bad}]", "-n", "--directory", str(tmp_path),
+                     "-s", str(REPO / "Snakefile"), "results/demo", check=False)
     assert proc.returncode != 0
     assert "broken.yaml" in proc.stdout + proc.stderr
 
@@ -86,8 +86,9 @@ def test_demo_end_to_end_on_tiny_config(tmp_path: Path) -> None:
     cfg["heads"]["ed-tcn"]["train"] = {**cfg["heads"]["ed-tcn"]["train"], "epochs": 5}
     config_file = tmp_path / "tiny.yaml"
     config_file.write_text(yaml.safe_dump(cfg))
-    common = ["--directory", str(tmp_path), "-s", str(REPO / "Snakefile"), "--cores", "2",
-              "--config", f"dataset_configs=[{config_file}]"]
+    # --config takes every word up to the next option, so it goes first.
+    common = ["--config", f"dataset_configs=[{config_file}]", "--directory", str(tmp_path),
+              "-s", str(REPO / "Snakefile"), "--cores", "2"]
 
     snakemake(*common, "results/tiny")
     out = tmp_path / "results/tiny"

@@ -59,8 +59,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, fake_download: Path) -> Pa
 
 
 def _args(work: Path, download: Path) -> list[str]:
-    return ["--directory", str(work), "-s", str(REPO / "Snakefile"),
-            "--config", f"roots={{'50salads': '{download}'}}"]
+    # --config takes every word up to the next option, so it goes first.
+    return ["--config", f"roots={{'50salads': '{download}'}}", "--directory", str(work),
+            "-s", str(REPO / "Snakefile")]
 
 
 def test_import_and_check_ran_on_the_fake_download(workdir: Path) -> None:
