@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from torch import nn
 from typer.testing import CliRunner
 
 from stages.cli import app
 from stages.common.stores import open_store, write_store
+from stages.features import extract
 from stages.features.checkpoint import save_checkpoint
-from stages.features.extract import window_indices
+from stages.features.extract import extract_features, video_features, window_indices
 from stages.features.registry import build_backbone
 from stages.features.snippets import eval_transform
 
@@ -21,9 +23,9 @@ NUM_FRAMES = 7
 SMALL = {"depth": 18, "crop": 16, "resize_range": [16, 18], "snippet_length": 4}
 
 
-def write_frames(path: Path) -> np.ndarray:
-    index = np.arange(0, 3 * NUM_FRAMES, 3, dtype=np.int64)
-    frames = np.random.default_rng(1).integers(0, 256, (NUM_FRAMES, 20, 24, 3), dtype=np.uint8)
+def write_frames(path: Path, num_frames: int = NUM_FRAMES, seed: int = 1) -> np.ndarray:
+    index = np.arange(0, 3 * num_frames, 3, dtype=np.int64)
+    frames = np.random.default_rng(seed).integers(0, 256, (num_frames, 20, 24, 3), dtype=np.uint8)
     write_store(
         path,
         {
@@ -55,58 +57,131 @@ def write_checkpoint(path: Path, backbone: str) -> torch.nn.Module:
     return model
 
 
+def window_features(model: nn.Module, frames: torch.Tensor, centres: np.ndarray) -> np.ndarray:
+    """The definition: `forward_features` on each centred, edge-replicated window."""
+    indices = window_indices(centres, model.preprocessing.feature_window, len(frames))
+    with torch.no_grad():
+        return model.forward_features(frames[torch.from_numpy(indices)]).numpy()
+
+
+def extract_cli(checkpoint: Path, stores: list[Path], out_dir: Path, *extra: str):
+    args = ["features", "extract", str(checkpoint), *map(str, stores), "--out-dir", str(out_dir)]
+    return CliRunner().invoke(app, [*args, *extra])
+
+
 def test_window_indices_replicate_edges():
     rows = window_indices(np.array([0, 1, 5, 6]), window=4, num_frames=7)
     assert rows.tolist() == [[0, 0, 0, 1], [0, 0, 1, 2], [3, 4, 5, 6], [4, 5, 6, 6]]
     assert window_indices(np.array([0, 3]), 1, 7).tolist() == [[0], [3]]
 
 
-@pytest.mark.parametrize("backbone", ["naive-temp-appear", "resnet"])
-def test_extract_one_feature_per_frame(tmp_path, backbone):
-    frames = write_frames(tmp_path / "v7.zarr")
-    model = write_checkpoint(tmp_path / "best.pt", backbone)
-    out = tmp_path / "features" / "v7.zarr"
-    result = CliRunner().invoke(
-        app,
-        ["features", "extract", str(tmp_path / "best.pt"), str(tmp_path / "v7.zarr"), str(out)]
-        + ["--video-id", "vid-7", "--batch-size", "3"],
-    )
+@pytest.mark.parametrize("backbone", ["resnet", "naive-temp-appear", "lcdc", "dc"])
+@pytest.mark.parametrize("num_frames", [21, 3])
+def test_two_phase_extraction_equals_forward_features_on_every_window(
+    monkeypatch, backbone, num_frames
+):
+    """Each frame is encoded once, yet every feature equals `forward_features` on its window:
+    at both edges, in the middle and across block boundaries (blocks of 5 centres; with 21
+    frames the last block needs no new frame), and for a video shorter than the window."""
+    monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", 5)
+    torch.manual_seed(0)
+    options = {"depth": 18, "crop": 32, "resize_range": (32, 36), "snippet_length": 6}
+    model = build_backbone(backbone, 4, weights="none", **options).eval()
+    for name, param in model.named_parameters():  # non-zero offsets: motion must matter
+        if "offset" in name:
+            nn.init.normal_(param, std=0.3)
+    frames = torch.randn(num_frames, 3, 32, 32)
+    encoded_sizes: list[int] = []
+    encode = model.encode_frames
+    monkeypatch.setattr(model, "encode_frames", lambda x: encoded_sizes.append(len(x)) or encode(x))
+
+    fast = video_features(model, lambda lo, hi: frames[lo:hi], num_frames, 2, torch.device("cpu"))
+
+    assert sum(encoded_sizes) == num_frames
+    assert fast.shape == (num_frames, model.feature_dim) and fast.dtype == np.float32
+    expected = window_features(model, frames, np.arange(num_frames))
+    np.testing.assert_allclose(fast, expected, rtol=1e-4, atol=1e-5)
+    if num_frames > 1 and model.preprocessing.feature_window > 1:
+        assert not np.allclose(fast[0], fast[num_frames // 2])
+
+
+def test_extract_many_stores_in_one_call(tmp_path):
+    videos = {"v7": write_frames(tmp_path / "v7.zarr"), "v2": write_frames(tmp_path / "v2.zarr", 2)}
+    model = write_checkpoint(tmp_path / "best.pt", "naive-temp-appear")
+    out_dir = tmp_path / "features"
+    stores = [tmp_path / "v7.zarr", tmp_path / "v2.zarr"]
+    result = extract_cli(tmp_path / "best.pt", stores, out_dir, "--batch-size", "3")
     assert result.exit_code == 0, result.output
 
-    store = open_store(out, ["features", "frame_index"])
-    features = store["features"][:]
-    assert features.shape == (NUM_FRAMES, model.feature_dim) and features.dtype == np.float32
-    assert store["frame_index"][:].tolist() == list(range(0, 3 * NUM_FRAMES, 3))
-    attrs = dict(store.attrs)
-    assert attrs["video_id"] == "vid-7" and attrs["backbone"] == backbone
-    assert attrs["weights"] == "imagenet" and attrs["checkpoint"] == str(tmp_path / "best.pt")
-    assert attrs["fps"] == 10.0 and attrs["source_fps"] == 30.0
-    assert attrs["frame_indices"] == list(range(0, 3 * NUM_FRAMES, 3))
-    assert attrs["feature_dim"] == model.feature_dim and attrs["padding"] == "replicate"
-    assert attrs["preprocessing"]["feature_window"] == model.preprocessing.feature_window
-    assert attrs["options"]["crop"] == 16
+    assert sorted(p.name for p in out_dir.iterdir()) == ["v2.zarr", "v7.zarr"]
+    for video_id, frames in videos.items():
+        store = open_store(out_dir / f"{video_id}.zarr", ["features", "frame_index"])
+        features = store["features"][:]
+        num_frames = len(frames)
+        assert features.shape == (num_frames, model.feature_dim) and features.dtype == np.float32
+        assert store["frame_index"][:].tolist() == list(range(0, 3 * num_frames, 3))
+        attrs = dict(store.attrs)
+        assert attrs["video_id"] == video_id and attrs["backbone"] == "naive-temp-appear"
+        assert attrs["weights"] == "imagenet" and attrs["checkpoint"] == str(tmp_path / "best.pt")
+        assert attrs["checkpoint_epoch"] == 4
+        assert attrs["fps"] == 10.0 and attrs["source_fps"] == 30.0
+        assert attrs["frame_indices"] == list(range(0, 3 * num_frames, 3))
+        assert attrs["feature_dim"] == model.feature_dim and attrs["padding"] == "replicate"
+        assert attrs["preprocessing"]["feature_window"] == model.preprocessing.feature_window
+        assert attrs["options"]["crop"] == 16
+        centres = np.array(sorted({0, num_frames // 2, num_frames - 1}))
+        expected = window_features(model, eval_transform(frames, model.preprocessing), centres)
+        np.testing.assert_allclose(features[centres], expected, rtol=1e-4, atol=1e-5)
 
-    window = model.preprocessing.feature_window
-    with torch.no_grad():
-        for t in (0, 3, NUM_FRAMES - 1):
-            idx = window_indices(np.array([t]), window, NUM_FRAMES)[0]
-            snippet = eval_transform(frames[idx], model.preprocessing)[None]
-            expected = model.forward_features(snippet)[0].numpy()
-            np.testing.assert_allclose(features[t], expected, rtol=1e-4, atol=1e-5)
-
-    data = xr.open_zarr(out)
+    data = xr.open_zarr(out_dir / "v7.zarr")
     assert data["features"].dims == ("time", "channel")
     assert data["frame_index"].dims == ("time",)
 
 
+def test_python_api_takes_a_video_id_and_a_per_frame_model(tmp_path):
+    frames = write_frames(tmp_path / "v7.zarr")
+    model = write_checkpoint(tmp_path / "best.pt", "resnet")
+    out = extract_features(
+        tmp_path / "best.pt", tmp_path / "v7.zarr", tmp_path / "o.zarr", "vid-7", echo=str
+    )
+    store = open_store(out, ["features"])
+    assert store.attrs["video_id"] == "vid-7"
+    expected = window_features(model, eval_transform(frames, model.preprocessing), np.arange(7))
+    np.testing.assert_allclose(store["features"][:], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_store_is_named_and_leaves_no_partial_output(tmp_path):
+    write_checkpoint(tmp_path / "best.pt", "resnet")
+    write_frames(tmp_path / "good.zarr")
+    write_frames(tmp_path / "bad.zarr", seed=2)
+    out_dir = tmp_path / "features"
+
+    missing = extract_cli(
+        tmp_path / "best.pt", [tmp_path / "good.zarr", tmp_path / "no.zarr"], out_dir
+    )
+    assert missing.exit_code == 1 and "no.zarr" in missing.output
+    assert not out_dir.exists()  # every store is checked before any work
+
+    twice = [tmp_path / "good.zarr", tmp_path / "sub" / "good.zarr"]
+    write_frames(twice[1])
+    duplicate = extract_cli(tmp_path / "best.pt", twice, out_dir)
+    assert duplicate.exit_code == 1 and "same name" in duplicate.output
+
+    (tmp_path / "bad.zarr" / "frames" / "c" / "1" / "0" / "0" / "0").write_bytes(b"junk" * 10)
+    damaged = extract_cli(
+        tmp_path / "best.pt", [tmp_path / "good.zarr", tmp_path / "bad.zarr"], out_dir
+    )
+    assert damaged.exit_code == 1 and "bad.zarr" in damaged.output
+    assert "cannot read frames" in damaged.output
+    assert [p.name for p in out_dir.iterdir()] == ["good.zarr"]  # complete; no partial bad.zarr
+    assert open_store(out_dir / "good.zarr", ["features"])["features"].shape[0] == NUM_FRAMES
+
+
 def test_extract_bad_checkpoints(tmp_path):
     write_frames(tmp_path / "v.zarr")
-    runner = CliRunner()
 
     def run(ckpt: Path):
-        return runner.invoke(
-            app, ["features", "extract", str(ckpt), str(tmp_path / "v.zarr"), str(tmp_path / "o")]
-        )
+        return extract_cli(ckpt, [tmp_path / "v.zarr"], tmp_path / "o")
 
     missing = run(tmp_path / "nope.pt")
     assert missing.exit_code == 1 and "checkpoint not found" in missing.output

@@ -54,6 +54,7 @@ class Manifest:
     root: Path
     fps: float
     classes: ClassList
+    classes_path: Path
     granularity: str
     label_template: str
     videos: Mapping[str, VideoEntry]
@@ -163,7 +164,8 @@ def load_manifest(
             yaml_path, f"no granularity {granularity!r} (has {', '.join(granularities)})"
         )
     gran = granularities[granularity]
-    classes = ClassList.read(directory / gran["classes"], meta.get("background", ["background"]))
+    classes_path = directory / gran["classes"]
+    classes = ClassList.read(classes_path, meta.get("background", ["background"]))
 
     videos_df = _read_tsv(directory / meta["videos"], ["video_id", "video"])
     dupes = videos_df["video_id"][videos_df["video_id"].duplicated()].tolist()
@@ -194,6 +196,7 @@ def load_manifest(
         root=root,
         fps=float(meta["fps"]),
         classes=classes,
+        classes_path=classes_path,
         granularity=granularity,
         label_template=str(gran["labels"]),
         videos=videos,

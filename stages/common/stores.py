@@ -114,7 +114,8 @@ def open_store(path: str | Path, required: Sequence[str] = ()) -> zarr.Group:
     try:
         group = zarr.open_group(path, mode="r")
     except Exception as err:  # zarr raises several types for a non-store folder
-        raise input_error(path, f"not a readable Zarr store ({type(err).__name__}: {err})") from None
+        problem = f"not a readable Zarr store ({type(err).__name__}: {err})"
+        raise input_error(path, problem) from None
     missing = [name for name in required if name not in group]
     if missing:
         raise input_error(path, f"store has no array(s) {missing}")

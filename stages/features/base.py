@@ -4,6 +4,21 @@ Input snippets are float tensors `[B, T, 3, H, W]`, already normalised with
 `preprocessing["mean"]`/`["std"]`. `forward` returns class logits `[B, num_classes]` for
 fine-tuning (the snippet's majority label); `forward_features` returns the feature `[B, D]`
 that extraction assigns to the snippet's centre frame.
+
+`forward_features` is split in two so that extraction can encode every frame once instead of
+once per window it belongs to (16 times for a 16-frame window):
+
+- `encode_frames(frames [N, 3, H, W])` -> a tuple of tensors `[N, ...]`: everything that
+  depends on one frame only (the ResNet trunk; for LCDC/DC the appearance map and the offset
+  fields of every deformable layer);
+- `features_from_encoded(windows)` -> `[B, D]`, where `windows` holds the same tensors
+  regrouped as `[B, T, ...]`: everything that mixes the frames of a window (mean over the
+  window, offset differences, space-time fusion, fc layers).
+
+`forward_features(x)` is by definition `features_from_encoded` of `encode_frames(x.flatten(0,
+1))` regrouped per snippet, so the two paths share all code. Encoding frames separately gives
+the same numbers as encoding them inside a snippet whenever the per-frame part does not mix
+frames, which holds in eval mode (BatchNorm uses running statistics), i.e. at extraction.
 """
 
 from __future__ import annotations
@@ -13,8 +28,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from stages.common.errors import MotionsegError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Per-frame encodings: one or more tensors sharing the leading (frame, or batch and time) dims.
+Encoded = tuple[torch.Tensor, ...]
 
 
 @dataclass(frozen=True)
@@ -39,13 +59,27 @@ class Preprocessing:
 
 
 class Backbone(nn.Module):
-    """Base class: subclasses set `feature_dim`, `preprocessing` and implement both forwards."""
+    """Base class: subclasses set `feature_dim`, `preprocessing` and implement
+    `encode_frames`, `features_from_encoded` and `forward` (see the module docstring)."""
 
     feature_dim: int
     preprocessing: Preprocessing
 
-    def forward_features(self, snippets: torch.Tensor) -> torch.Tensor:  # [B,T,3,H,W] -> [B,D]
+    def encode_frames(self, frames: torch.Tensor) -> Encoded:  # [N,3,H,W] -> ([N,...], ...)
         raise NotImplementedError
+
+    def features_from_encoded(self, windows: Encoded) -> torch.Tensor:  # ([B,T,...],) -> [B,D]
+        raise NotImplementedError
+
+    def forward_features(self, snippets: torch.Tensor) -> torch.Tensor:  # [B,T,3,H,W] -> [B,D]
+        if snippets.ndim != 5 or snippets.shape[2] != 3:
+            raise MotionsegError(
+                f"{type(self).__name__}: snippets must be [B, T, 3, H, W], "
+                f"got {list(snippets.shape)}"
+            )
+        batch, time = snippets.shape[:2]
+        encoded = self.encode_frames(snippets.flatten(0, 1))
+        return self.features_from_encoded(tuple(t.unflatten(0, (batch, time)) for t in encoded))
 
     def forward(self, snippets: torch.Tensor) -> torch.Tensor:  # [B,T,3,H,W] -> [B,K]
         raise NotImplementedError

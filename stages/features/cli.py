@@ -33,11 +33,8 @@ def _json_object(text: str | None, what: str) -> dict[str, Any]:
 @app.command("list")
 def list_command() -> None:
     """Registered backbones with their parameter counts (18 classes, default options)."""
-    import torch
-
     from stages.features.registry import build_backbone, list_backbones
 
-    torch.set_grad_enabled(False)
     rows = [("backbone", "params", "offset params", "feature dim", "snippet", "window")]
     for name in list_backbones():
         model = build_backbone(name, LIST_CLASSES, weights="none")
@@ -89,13 +86,19 @@ def train_command(
 @app.command("extract")
 def extract_command(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint, usually CKPT_DIR/best.pt.")],
-    frames: Annotated[Path, typer.Argument(help="Frame store FRAMES.zarr.")],
-    out: Annotated[Path, typer.Argument(help="Feature store to write, OUT.zarr.")],
-    video_id: Annotated[str | None, typer.Option(help="Video id (default: store name).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
+    frames: Annotated[list[Path], typer.Argument(help="Frame stores FRAMES.zarr ...")],
+    out_dir: Annotated[
+        Path, typer.Option(help="Folder of feature stores, one per frame store, same names.")
+    ],
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Windows per forward pass (frames encoded N x window).")
+    ] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
-    """Write one feature per frame of a frame store (centred windows, edge replication)."""
-    from stages.features.extract import extract_features
+    """Write one feature per frame of every frame store (centred windows, edge replication).
 
-    extract_features(checkpoint, frames, out, video_id, batch_size, device)
+    The model is loaded once. The video id is the store name without `.zarr`.
+    """
+    from stages.features.extract import extract_many
+
+    extract_many(checkpoint, frames, out_dir, batch_size, device)

@@ -13,7 +13,9 @@ Motion is the offset difference r(t) = offset(t) - offset(t-1) of every layer (T
 the three difference maps are concatenated (262 channels for LCDC, 472 for DC) and fused by
 `stages.features.lcdc_fusion` -> 2x2 max-pool -> `fc_new_1` (1024, ReLU) -> `fc_new_2` (1024,
 ReLU; `forward_features`) -> `cls_score`. No dropout. With 18 classes: LCDC 42.7M parameters
-(27,654 in offset layers), DC 45.7M (995,544), as in paper Table 3.
+(27,654 in offset layers), DC 45.7M (995,544), as in paper Table 3. Everything up to
+`conv_new_1` and the offsets depends on one frame only (`encode_frames`, run once per frame at
+extraction); the differences, fusion and fc layers act per window (`features_from_encoded`).
 
 Choices where the paper is silent:
 - Offsets gather dilated neighbours (paper eq. 4-7); see `stages.features.deform`.
@@ -40,6 +42,7 @@ Choices where the paper is silent:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -48,7 +51,7 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from stages.common.errors import MotionsegError
-from stages.features.base import Backbone, Preprocessing
+from stages.features.base import Backbone, Encoded, Preprocessing
 from stages.features.deform import (
     LCDC_FORMS,
     DeformConv2dWithOffsets,
@@ -114,7 +117,7 @@ def _res5_block(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     return block.relu(out + identity), offset
 
 
-def offset_differences(offsets: list[torch.Tensor]) -> list[torch.Tensor]:
+def offset_differences(offsets: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Motion features r(t) = offset(t) - offset(t-1) per layer: `[B, T, C, h, w]` -> T-1 maps."""
     return [offset[:, 1:] - offset[:, :-1] for offset in offsets]
 
@@ -165,24 +168,27 @@ class LCDCNet(Backbone):
                     module.eval()
         return self
 
-    def appearance_and_offsets(
-        self, snippets: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """`conv_new_1` maps `[B, T, 256, h, w]` and each res5 layer's offsets `[B, T, C, h, w]`."""
-        batch, frames = snippets.shape[:2]
+    def encode_frames(self, frames: torch.Tensor) -> Encoded:
+        """Per frame: the `conv_new_1` map `[N, 256, h, w]`, then each res5 layer's offsets
+        `[N, C, h, w]` (all computed from that frame alone; see `Backbone`)."""
+        self._check_frames(frames)
         trunk = self.trunk
-        x = trunk.maxpool(trunk.relu(trunk.bn1(trunk.conv1(snippets.flatten(0, 1)))))
+        x = trunk.maxpool(trunk.relu(trunk.bn1(trunk.conv1(frames))))
         x = trunk.layer3(trunk.layer2(trunk.layer1(x)))
         offsets = []
         for block in trunk.layer4:
             x, offset = _res5_block(block, x)
-            offsets.append(offset.unflatten(0, (batch, frames)))
-        appearance = F.relu(self.conv_new_1(x)).unflatten(0, (batch, frames))
-        return appearance, offsets
+            offsets.append(offset)
+        return (F.relu(self.conv_new_1(x)), *offsets)
 
-    def forward_features(self, snippets: torch.Tensor) -> torch.Tensor:
-        self._check_snippets(snippets)
-        appearance, offsets = self.appearance_and_offsets(snippets)
+    def features_from_encoded(self, windows: Encoded) -> torch.Tensor:
+        """Appearance of the first T-1 frames + offset differences -> fusion -> fc_new_1/2."""
+        appearance, *offsets = windows
+        if appearance.shape[1] < MIN_SNIPPET_LENGTH:
+            raise MotionsegError(
+                f"{self.motion}: a snippet of {appearance.shape[1]} frames is too short; the "
+                f"space-time fusion needs at least {MIN_SNIPPET_LENGTH}"
+            )
         fused = torch.cat([appearance[:, :-1], *offset_differences(offsets)], dim=2)
         x = self.fusion(fused).flatten(1)
         return F.relu(self.fc_new_2(F.relu(self.fc_new_1(x))))
@@ -190,20 +196,15 @@ class LCDCNet(Backbone):
     def forward(self, snippets: torch.Tensor) -> torch.Tensor:
         return self.cls_score(self.forward_features(snippets))
 
-    def _check_snippets(self, snippets: torch.Tensor) -> None:
-        if snippets.ndim != 5 or snippets.shape[2] != 3:
+    def _check_frames(self, frames: torch.Tensor) -> None:
+        if frames.ndim != 4 or frames.shape[1] != 3:
             raise MotionsegError(
-                f"{self.motion}: snippets must be [B, T, 3, H, W], got {list(snippets.shape)}"
+                f"{self.motion}: frames must be [N, 3, H, W], got {list(frames.shape)}"
             )
-        if snippets.shape[1] < MIN_SNIPPET_LENGTH:
-            raise MotionsegError(
-                f"{self.motion}: a snippet of {snippets.shape[1]} frames is too short; the "
-                f"space-time fusion needs at least {MIN_SNIPPET_LENGTH}"
-            )
-        pooled = tuple(pooled_map_size(side) for side in snippets.shape[-2:])
+        pooled = tuple(pooled_map_size(side) for side in frames.shape[-2:])
         if pooled != (self.pooled_size, self.pooled_size):
             raise MotionsegError(
-                f"{self.motion}: frames of {snippets.shape[-2]}x{snippets.shape[-1]} px give "
+                f"{self.motion}: frames of {frames.shape[-2]}x{frames.shape[-1]} px give "
                 f"{pooled[0]}x{pooled[1]} pooled maps, but the model was built for crop "
                 f"{self.preprocessing.crop} ({self.pooled_size}x{self.pooled_size})"
             )

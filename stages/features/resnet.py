@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from stages.common.errors import MotionsegError
-from stages.features.base import Backbone, Preprocessing
+from stages.features.base import Backbone, Encoded, Preprocessing
 from stages.features.registry import register_backbone
 from stages.features.weights import resnet_trunk
 
@@ -89,10 +89,14 @@ class FrameResNet(Backbone):
                 module.eval()
         return self
 
-    def forward_features(self, snippets: torch.Tensor) -> torch.Tensor:
-        batch, time = snippets.shape[:2]
-        frames = self.trunk(snippets.flatten(0, 1))  # all frames of all snippets as one batch
-        return self.fc(frames.view(batch, time, -1).mean(dim=1))
+    def encode_frames(self, frames: torch.Tensor) -> Encoded:
+        """The pooled ResNet feature of every frame: `[N, 3, H, W]` -> `([N, trunk_dim],)`."""
+        return (self.trunk(frames),)
+
+    def features_from_encoded(self, windows: Encoded) -> torch.Tensor:
+        """Mean of a window's frame features, then the fc layers (none for `resnet`)."""
+        (frames,) = windows
+        return self.fc(frames.mean(dim=1))
 
     def forward(self, snippets: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(snippets))
