@@ -118,7 +118,8 @@ class Manifest:
             raise MotionsegError(f"{self.directory}: unknown video id {video_id!r}") from None
 
 
-def _read_tsv(path: Path, required: list[str]) -> pd.DataFrame:
+def read_tsv(path: Path, required: list[str]) -> pd.DataFrame:
+    """A tab-separated table read as strings; missing file or columns name the file."""
     if not path.is_file():
         raise input_error(path, "file not found")
     try:
@@ -167,7 +168,7 @@ def load_manifest(
     classes_path = directory / gran["classes"]
     classes = ClassList.read(classes_path, meta.get("background", ["background"]))
 
-    videos_df = _read_tsv(directory / meta["videos"], ["video_id", "video"])
+    videos_df = read_tsv(directory / meta["videos"], ["video_id", "video"])
     dupes = videos_df["video_id"][videos_df["video_id"].duplicated()].tolist()
     if dupes:
         raise input_error(directory / meta["videos"], f"duplicate video id(s) {sorted(set(dupes))}")
@@ -178,7 +179,7 @@ def load_manifest(
     }
 
     splits_path = directory / meta["splits"]
-    splits_df = _read_tsv(splits_path, ["split", "video_id"])
+    splits_df = read_tsv(splits_path, ["split", "video_id"])
     unknown = sorted(set(splits_df["video_id"]) - set(videos))
     if unknown:
         raise input_error(splits_path, f"split lists unknown video id(s) {unknown}")

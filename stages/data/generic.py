@@ -37,6 +37,7 @@ import yaml
 
 from stages.common.errors import MotionsegError, input_error
 from stages.common.labels import ClassList, frames_from_segments, read_label_file, write_label_file
+from stages.common.manifest import read_tsv
 from stages.common.stores import atomic_path
 from stages.decode.video import VideoInfo, probe_video
 
@@ -142,15 +143,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _read_table(table: Path, group_by: str | None) -> pd.DataFrame:
-    if not table.is_file():
-        raise input_error(table, "video table not found")
-    try:
-        df = pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False, comment="#")
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise input_error(table, f"not a readable TSV ({err})") from None
-    missing = [c for c in ("video_id", "video") if c not in df.columns]
-    if missing:
-        raise input_error(table, f"missing column(s) {missing}; has {list(df.columns)}")
+    df = read_tsv(table, ["video_id", "video"])
     if df.empty:
         raise input_error(table, "no videos listed")
     bad = [v for v in df["video_id"] if not v or "/" in v or v != v.strip()]

@@ -5,29 +5,17 @@ torch is imported inside the commands so that `motionseg --help` stays fast.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from stages.common.errors import MotionsegError
+from stages.common.cli_options import json_object
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 LIST_CLASSES = 18  # 50 Salads mid, the setting of the LCDC paper's Table 3
 
-
-def _json_object(text: str | None, what: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise MotionsegError(f"{what}: invalid JSON ({err}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise MotionsegError(f"{what}: expected a JSON object, got {text!r}")
-    return value
 
 
 @app.command("list")
@@ -77,8 +65,8 @@ def train_command(
     from stages.common.manifest import load_manifest
     from stages.features.train import TrainConfig, train_backbone
 
-    backbone_options = _json_object(options, "--options")
-    config = TrainConfig.from_dict(_json_object(train, "--train"))
+    backbone_options = json_object(options, "--options")
+    config = TrainConfig.from_dict(json_object(train, "--train"))
     loaded = load_manifest(manifest, root, granularity)
     train_backbone(loaded, split, backbone, frames, out, backbone_options, config, seed)
 

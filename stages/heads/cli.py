@@ -5,27 +5,15 @@ torch and the models are imported inside the commands so `motionseg --help` stay
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from stages.common.errors import MotionsegError
+from stages.common.cli_options import json_object
 
 app = typer.Typer(no_args_is_help=True)
 
-
-def _json_option(text: str | None, option: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise MotionsegError(f"{option}: not valid JSON ({err.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise MotionsegError(f"{option}: expected a JSON object, got {text!r}")
-    return value
 
 
 def _echo_epoch(epoch: int, loss: float, seconds: float) -> None:
@@ -76,8 +64,8 @@ def train_command(
         head,
         run,
         out,
-        _json_option(options, "--options"),
-        _json_option(train, "--train"),
+        json_object(options, "--options"),
+        json_object(train, "--train"),
         base_seed=seed,
         progress=_echo_epoch,
     )
