@@ -128,11 +128,23 @@ def test_validation_videos_are_training_videos():
 
 
 @pytest.mark.parametrize(
-    "values", [{"epochs": 0}, {"lr": "fast"}, {"no_such_key": 1}, {"val_fraction": 1.0}]
+    "values",
+    [{"epochs": 0}, {"lr": "fast"}, {"no_such_key": 1}, {"val_fraction": 1.0}, {"optimizer": "x"}],
 )
 def test_bad_train_config(values):
     with pytest.raises(MotionsegError):
         TrainConfig.from_dict(values)
+
+
+@pytest.mark.parametrize(("name", "kind"), [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)])
+def test_optimizer_choice(name, kind):
+    from stages.features.train import make_optimizer
+
+    config = TrainConfig.from_dict({"optimizer": name, "lr": 0.01, "weight_decay": 0.001})
+    optimizer = make_optimizer(torch.nn.Linear(2, 2).parameters(), config)
+    assert isinstance(optimizer, kind)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+    assert optimizer.param_groups[0]["weight_decay"] == 0.001
 
 
 def _train(toy, out: Path, epochs: int, extra: dict | None = None, backbone: str = "resnet"):

@@ -55,7 +55,7 @@ def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
     jobs = planned_jobs(proc.stdout)
     cfg = yaml.safe_load((REPO / "pipeline/config/demo.yaml").read_text())
     n_backbones, n_heads = len(cfg["backbones"]), len(cfg["heads"])
-    n_splits, n_videos = cfg["synthesize"]["splits"], cfg["synthesize"]["videos"]
+    n_splits, n_videos = len(cfg["splits"]), cfg["synthesize"]["videos"]
     n_runs = cfg["runs"]
     assert jobs["prepare_dataset"] == 1
     assert jobs["decode"] == n_videos
