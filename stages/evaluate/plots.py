@@ -31,13 +31,15 @@ def class_order(
 
 
 def class_colours(order: Sequence[str], background: Sequence[str]) -> dict[str, tuple[float, ...]]:
-    """Class -> RGB in class order: grey for background; the 10 strong `tab20` colours, then its
-    10 light ones (so the first ten actions are easy to tell apart), or `turbo` past 20."""
+    """Class -> RGB in class order: grey for background; the 9 strong non-grey `tab20` colours,
+    then their 9 light ones (so the first nine actions are easy to tell apart), or `turbo` past
+    18. tab20's greys (14, 15) are skipped: they read as background."""
     from matplotlib import colormaps
 
     actions = [c for c in order if c not in background]
-    if len(actions) <= 20:
-        tab20 = [*range(0, 20, 2), *range(1, 20, 2)]
+    if len(actions) <= 18:
+        strong = [i for i in range(0, 20, 2) if i != 14]
+        tab20 = [*strong, *(i + 1 for i in strong)]
         palette = [colormaps["tab20"](tab20[i])[:3] for i in range(len(actions))]
     else:
         palette = [c[:3] for c in colormaps["turbo"](np.linspace(0.0, 1.0, len(actions)))]
