@@ -106,7 +106,7 @@ def torch_threads(dataset: str) -> int:
 
 
 def runs(dataset: str) -> list[int]:
-    return list(range(1, int(cfg(dataset).get("runs", 1)) + 1))
+    return list(range(1, int(cfg(dataset).get("runs", 5)) + 1))
 
 
 def backbone_cfg(dataset: str, label: str) -> dict:
