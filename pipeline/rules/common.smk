@@ -105,6 +105,12 @@ def torch_threads(dataset: str) -> int:
     return int(cfg(dataset).get("threads", 4))
 
 
+def gpus(dataset: str) -> int:
+    """GPUs a training/extraction job holds (the `gpu` resource): 0 when the dataset config
+    says `gpu: false`, so CPU-only runs are not serialised by a machine's `gpu` limit."""
+    return 1 if cfg(dataset).get("gpu", True) else 0
+
+
 def runs(dataset: str) -> list[int]:
     return list(range(1, int(cfg(dataset).get("runs", 5)) + 1))
 

@@ -18,7 +18,7 @@ rule train_backbone:
         outdir=lambda w, output: str(Path(output[0]).parent),
     threads: lambda w: torch_threads(w.dataset)
     resources:
-        gpu=1,
+        gpu=lambda w: gpus(w.dataset),
     log:
         "logs/{dataset}/train_backbone/{backbone}/split{split}.log",
     benchmark:
@@ -53,7 +53,7 @@ for _dataset in DATASETS:
             outdir=lambda w, output: str(Path(output[0]).parent),
         threads: lambda w, _d=_dataset: torch_threads(_d)
         resources:
-            gpu=1,
+            gpu=lambda w, _d=_dataset: gpus(_d),
         log:
             f"logs/{_dataset}/extract/{{backbone}}/split{{split}}.log",
         benchmark:
