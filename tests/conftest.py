@@ -129,3 +129,14 @@ def truncate_video(tmp_path: Path) -> Callable[..., Path]:
         return dst
 
     return truncate
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: intra-op threads only add contention on a shared 2-core CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

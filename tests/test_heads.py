@@ -13,17 +13,10 @@ from stages.common.seeding import seed_everything
 from stages.heads.base import IGNORE_INDEX, norm_relu
 from stages.heads.registry import build_head, list_heads
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 IN, CLASSES = 16, 5
 HEADS = list_heads()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _make(name: str, seed: int = 0, **options):

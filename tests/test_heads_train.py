@@ -19,6 +19,8 @@ from stages.heads.predict import load_model
 from stages.heads.registry import list_heads
 from stages.heads.train import TrainSettings, train_run
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CLASSES = ["background", "cut", "mix"]
 VIDEOS = [f"v{i}" for i in range(6)]
 NATIVE_FRAMES, STEP, DIM = 60, 2, 8
@@ -32,15 +34,6 @@ SMALL_OPTIONS = {
 }
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _labels(video: int) -> np.ndarray:
