@@ -85,6 +85,7 @@ def test_dry_run_plans_the_paper_protocol(workdir: Path, fake_download: Path) ->
 
 
 def test_dry_run_with_the_slurm_profile(workdir: Path, fake_download: Path) -> None:
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install 'motionseg[slurm]'")
     proc = snakemake(*_args(workdir, fake_download), "-n", "--workflow-profile",
                      str(REPO / "pipeline/profiles/slurm"), "results/50salads")
     assert planned_jobs(proc.stdout)["train_backbone"] == 15
