@@ -115,19 +115,26 @@ def runs(dataset: str) -> list[int]:
     return list(range(1, int(cfg(dataset).get("runs", 5)) + 1))
 
 
-def backbone_cfg(dataset: str, label: str) -> dict:
-    entry = cfg(dataset)["backbones"][label] or {}
-    return {"backbone": entry.get("backbone", label), **entry}
-
-
-def head_cfg(dataset: str, label: str) -> dict:
-    entry = cfg(dataset)["heads"][label] or {}
-    return {"head": entry.get("head", label), **entry}
+def model_cfg(dataset: str, section: str, label: str) -> dict:
+    """A `backbones`/`heads` entry: registry name (defaults to the label), options, train."""
+    entry = cfg(dataset)[section][label] or {}
+    return {"name": entry.get(section.rstrip("s"), label), **entry}
 
 
 def as_json(value) -> str:
     """JSON for a single-quoted shell argument."""
     return json.dumps(value or {}, sort_keys=True).replace("'", "'\\''")
+
+
+def cli_flags(values: dict) -> str:
+    """`{a_b: 1}` -> `--a-b 1`: config mappings passed through to a command's options."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items())
+
+
+def dataset_args(dataset: str) -> str:
+    """The manifest, data root and granularity every per-split command takes."""
+    m = manifest(dataset)
+    return f"--manifest {m.directory} --root {m.root} --granularity {m.granularity}"
 
 
 def frame_store(dataset: str, video: str) -> str:

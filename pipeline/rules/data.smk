@@ -4,16 +4,11 @@
 
 def prepare_command(wildcards, output) -> str:
     c = cfg(wildcards.dataset)
-    if "synthesize" in c:
-        s = c["synthesize"]
-        return (
-            f"motionseg data synth {output[0]} --seed {s.get('seed', 0)} "
-            f"--videos {s.get('videos', 12)} --splits {s.get('splits', 4)} "
-            f"--size {s.get('size', 96)} --fps {s.get('fps', 15)}"
-        )
+    if "synthesize" in c:  # unset keys take the command's defaults
+        return f"motionseg data synth {output[0]} {cli_flags(c['synthesize'])}"
     imp = c["import"]
-    extra = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in imp.get("options", {}).items())
-    return f"motionseg data import {imp['format']} {c['root']} --out {output[0]} {extra}"
+    flags = cli_flags(imp.get("options", {}))
+    return f"motionseg data import {imp['format']} {c['root']} --out {output[0]} {flags}"
 
 
 rule prepare_dataset:
@@ -33,11 +28,8 @@ rule check_dataset:
     output:
         touch("results/checks/{dataset}.ok"),
     params:
-        manifest=lambda w: cfg(w.dataset)["manifest"],
-        root=lambda w: data_root(w.dataset),
-        granularity=lambda w: manifest(w.dataset).granularity,
+        dataset=lambda w: dataset_args(w.dataset),
     log:
         "logs/{dataset}/check.log",
     shell:
-        "motionseg data check --manifest {params.manifest} --root {params.root} "
-        "--granularity {params.granularity} &> {log}"
+        "motionseg data check {params.dataset} &> {log}"

@@ -8,12 +8,10 @@ rule train_backbone:
     output:
         "results/models/{dataset}/{backbone}/split{split}/best.pt",
     params:
-        manifest=lambda w: cfg(w.dataset)["manifest"],
-        root=lambda w: data_root(w.dataset),
-        granularity=lambda w: manifest(w.dataset).granularity,
-        name=lambda w: backbone_cfg(w.dataset, w.backbone)["backbone"],
-        options=lambda w: as_json(backbone_cfg(w.dataset, w.backbone).get("options")),
-        train=lambda w: as_json(backbone_cfg(w.dataset, w.backbone).get("train")),
+        dataset=lambda w: dataset_args(w.dataset),
+        name=lambda w: model_cfg(w.dataset, "backbones", w.backbone)["name"],
+        options=lambda w: as_json(model_cfg(w.dataset, "backbones", w.backbone).get("options")),
+        train=lambda w: as_json(model_cfg(w.dataset, "backbones", w.backbone).get("train")),
         seed=lambda w: cfg(w.dataset).get("seed", 0),
         outdir=lambda w, output: str(Path(output[0]).parent),
     threads: lambda w: torch_threads(w.dataset)
@@ -24,8 +22,8 @@ rule train_backbone:
     benchmark:
         "results/benchmarks/{dataset}/train_backbone/{backbone}/split{split}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} motionseg features train --manifest {params.manifest} "
-        "--root {params.root} --granularity {params.granularity} --split {wildcards.split} "
+        "OMP_NUM_THREADS={threads} motionseg features train {params.dataset} "
+        "--split {wildcards.split} "
         "--backbone {params.name} --frames results/frames/{wildcards.dataset} "
         "--out {params.outdir} --options '{params.options}' --train '{params.train}' "
         "--seed {params.seed} &> {log}"

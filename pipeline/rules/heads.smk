@@ -11,13 +11,11 @@ rule train_head:
     output:
         directory("results/predictions/{dataset}/{backbone}/{head}/split{split}/run{run}"),
     params:
-        manifest=lambda w: cfg(w.dataset)["manifest"],
-        root=lambda w: data_root(w.dataset),
-        granularity=lambda w: manifest(w.dataset).granularity,
+        dataset=lambda w: dataset_args(w.dataset),
         features=lambda w: feature_dir(w.dataset, w.backbone, w.split),
-        name=lambda w: head_cfg(w.dataset, w.head)["head"],
-        options=lambda w: as_json(head_cfg(w.dataset, w.head).get("options")),
-        train=lambda w: as_json(head_cfg(w.dataset, w.head).get("train")),
+        name=lambda w: model_cfg(w.dataset, "heads", w.head)["name"],
+        options=lambda w: as_json(model_cfg(w.dataset, "heads", w.head).get("options")),
+        train=lambda w: as_json(model_cfg(w.dataset, "heads", w.head).get("train")),
         seed=lambda w: cfg(w.dataset).get("seed", 0),
     threads: lambda w: torch_threads(w.dataset)
     log:
@@ -25,8 +23,7 @@ rule train_head:
     benchmark:
         "results/benchmarks/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} motionseg heads train --manifest {params.manifest} --root {params.root} "
-        "--granularity {params.granularity} --split {wildcards.split} "
+        "OMP_NUM_THREADS={threads} motionseg heads train {params.dataset} --split {wildcards.split} "
         "--features {params.features} --head {params.name} --run {wildcards.run} "
         "--seed {params.seed} --out {output} --options '{params.options}' "
         "--train '{params.train}' &> {log}"
