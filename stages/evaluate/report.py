@@ -10,7 +10,7 @@ is replaced, any other non-empty folder is refused.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -93,11 +93,17 @@ def _plot_all(
     return sorted(by_video)
 
 
-def _markdown(title: str, table: pd.DataFrame, rate: Rate) -> str:
-    parts = [f"# {title}\n", f"Labels at the {rate} rate. {STD_NOTE}\n"]
+def _sections(table: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(title, rows without the convention column) of each convention's table."""
     for convention in CONVENTIONS:
         rows = table[table["convention"] == convention].drop(columns="convention")
-        parts += [f"## {CONVENTION_TITLES[convention]}\n", markdown_table(rows)]
+        yield CONVENTION_TITLES[convention], rows
+
+
+def _markdown(title: str, table: pd.DataFrame, rate: Rate) -> str:
+    parts = [f"# {title}\n", f"Labels at the {rate} rate. {STD_NOTE}\n"]
+    for heading, rows in _sections(table):
+        parts += [f"## {heading}\n", markdown_table(rows)]
     return "\n".join(parts)
 
 
@@ -114,12 +120,8 @@ def _html(title: str, table: pd.DataFrame, rate: Rate, videos: Sequence[str], ru
         '<a href="metrics.csv">metrics.csv</a>; tables: <a href="table.csv">table.csv</a>, '
         '<a href="table.md">table.md</a>.</p>',
     ]
-    for convention in CONVENTIONS:
-        rows = table[table["convention"] == convention].drop(columns="convention")
-        parts += [
-            f"<h2>{html.escape(CONVENTION_TITLES[convention])}</h2>",
-            rows.to_html(index=False, border=0),
-        ]
+    for heading, rows in _sections(table):
+        parts += [f"<h2>{html.escape(heading)}</h2>", rows.to_html(index=False, border=0)]
     parts.append(f"<h2>Segmentations of the test videos (run {run})</h2>")
     for video in videos:
         parts += [

@@ -14,6 +14,9 @@ from stages.common.cli_options import json_object
 
 app = typer.Typer(no_args_is_help=True)
 
+ManifestOption = Annotated[Path, typer.Option(help="Dataset manifest folder.")]
+RootOption = Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")]
+FeaturesOption = Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")]
 
 
 def _echo_epoch(epoch: int, loss: float, seconds: float) -> None:
@@ -35,10 +38,10 @@ def list_command(
 
 @app.command("train")
 def train_command(
-    manifest: Annotated[Path, typer.Option(help="Dataset manifest folder.")],
-    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    manifest: ManifestOption,
+    root: RootOption,
     split: Annotated[str, typer.Option(help="Split whose test videos are predicted.")],
-    features: Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")],
+    features: FeaturesOption,
     head: Annotated[str, typer.Option(help="Head name (see `motionseg heads list`).")],
     run: Annotated[int, typer.Option(help="Run number; the seed is seed + run.")],
     out: Annotated[Path, typer.Option(help="Run folder to write (replaced atomically).")],
@@ -78,9 +81,9 @@ def train_command(
 @app.command("predict")
 def predict_command(
     model: Annotated[Path, typer.Argument(help="model.pt written by `heads train`.")],
-    features: Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")],
-    manifest: Annotated[Path, typer.Option(help="Dataset manifest folder.")],
-    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    features: FeaturesOption,
+    manifest: ManifestOption,
+    root: RootOption,
     videos: Annotated[list[str], typer.Option(help="Video id to predict (repeat the option).")],
     out: Annotated[Path, typer.Option(help="Folder to write (replaced atomically).")],
     granularity: Annotated[

@@ -81,11 +81,8 @@ def load_videos(
     features_dir: str | Path, manifest: Manifest, video_ids: Sequence[str], sample_rate: int = 1
 ) -> list[VideoFeatures]:
     """Load several videos; missing stores are reported together, and all share one width."""
-    missing = [
-        str(feature_store_path(features_dir, v))
-        for v in video_ids
-        if not feature_store_path(features_dir, v).exists()
-    ]
+    paths = (feature_store_path(features_dir, v) for v in video_ids)
+    missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise MotionsegError(f"{len(missing)} feature store(s) missing: {', '.join(missing)}")
     videos = [load_video(features_dir, manifest, v, sample_rate) for v in video_ids]

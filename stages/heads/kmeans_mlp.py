@@ -93,8 +93,8 @@ class KMeansHistogramMLP(SegmentationHead):
         row_bytes = self.pca_mean.numel() * 4
         rows = max(int(self.memory_budget_mb * 2**20) // row_bytes, needed)
         bounds = _chunk_bounds(total, rows)
-        if len(bounds) == 1:
-            data = _read_rows(features, 0, total)
+        data = _read_rows(features, 0, total) if len(bounds) == 1 else None
+        if data is not None:
             pca = PCA(self.pca_dim, random_state=seed).fit(data)
             kmeans = MiniBatchKMeans(self.clusters, random_state=seed).fit(pca.transform(data))
         else:
@@ -112,10 +112,8 @@ class KMeansHistogramMLP(SegmentationHead):
         if self.user_temperature is not None:
             self.temperature.fill_(self.user_temperature)
         else:
-            sq = sum(
-                float(self._squared_distances(_as_batch(_read_rows(features, a, b))).amin(1).sum())
-                for a, b in bounds
-            )
+            chunks = [data] if data is not None else (_read_rows(features, *b) for b in bounds)
+            sq = sum(float(self._squared_distances(_as_batch(c)).amin(1).sum()) for c in chunks)
             self.temperature.fill_(max(sq / total, 1e-6))
         self.fitted.fill_(True)
 

@@ -28,9 +28,14 @@ def _load_models() -> None:
         importlib.import_module(module)
 
 
-def build_head(name: str, in_features: int, num_classes: int, **options: Any) -> nn.Module:
+def head_class(name: str) -> Any:
+    """The registered builder (head class) of `name`, e.g. for its `default_train`."""
     _load_models()
-    return HEADS.get(name)(in_features=in_features, num_classes=num_classes, **options)
+    return HEADS.get(name)
+
+
+def build_head(name: str, in_features: int, num_classes: int, **options: Any) -> nn.Module:
+    return head_class(name)(in_features=in_features, num_classes=num_classes, **options)
 
 
 def list_heads() -> list[str]:

@@ -26,7 +26,7 @@ from stages.common.stores import atomic_path
 from stages.heads.base import IGNORE_INDEX, SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos
 from stages.heads.predict import make_head, predict_into, save_model
-from stages.heads.registry import HEADS, list_heads
+from stages.heads.registry import head_class
 
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -45,12 +45,11 @@ class TrainSettings:
 
     @classmethod
     def resolve(cls, head: str, overrides: Mapping[str, Any]) -> TrainSettings:
-        list_heads()
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise MotionsegError(f"--train: unknown setting(s) {unknown} (known: {sorted(known)})")
-        values = {**HEADS.get(head).default_train, **dict(overrides)}
+        values = {**head_class(head).default_train, **dict(overrides)}
         try:
             settings = cls(**values)
         except TypeError as err:
