@@ -131,6 +131,18 @@ def truncate_video(tmp_path: Path) -> Callable[..., Path]:
     return truncate
 
 
+def copy_manifest(source: Path, dest: Path, ids: list[str], video: str) -> Path:
+    """`dest`/manifest: a copy of the manifest folder `source` listing only `ids` (split 1 tests
+    the first); `video` is the path template of a video, e.g. "videos/{video_id}.mp4"."""
+    manifest = dest / "manifest"
+    shutil.copytree(source, manifest)
+    (manifest / "videos.tsv").write_text(
+        "video_id\tvideo\n" + "".join(f"{v}\t{video.format(video_id=v)}\n" for v in ids)
+    )
+    (manifest / "splits.tsv").write_text(f"split\tvideo_id\n1\t{ids[0]}\n")
+    return manifest
+
+
 @pytest.fixture
 def one_torch_thread():
     """Tiny tensors: intra-op threads only add contention on a shared 2-core CPU."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import copy_manifest
 from test_data_checks import make_video
 from typer.testing import CliRunner
 
@@ -90,13 +90,7 @@ def test_frame_labels_fill_gaps_and_clip_the_end(tmp_path: Path) -> None:
 
 
 def tiny_manifest(tmp_path: Path, ids: list[str]) -> Path:
-    manifest = tmp_path / "manifest"
-    shutil.copytree(MANIFEST, manifest)
-    (manifest / "videos.tsv").write_text(
-        "video_id\tvideo\n" + "".join(f"{v}\tvideos/{v}.mp4\n" for v in ids)
-    )
-    (manifest / "splits.tsv").write_text(f"split\tvideo_id\n1\t{ids[0]}\n")
-    return manifest
+    return copy_manifest(MANIFEST, tmp_path, ids, "videos/{video_id}.mp4")
 
 
 def test_import_with_videos_and_frame_table(tmp_path: Path) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_manifest
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -66,13 +66,7 @@ def test_label_map_follows_lea_conventions() -> None:
 
 def tiny_manifest(tmp_path: Path, ids: list[str]) -> Path:
     """The real manifest's classes and label map with a short video list."""
-    manifest = tmp_path / "manifest"
-    shutil.copytree(MANIFEST, manifest)
-    (manifest / "videos.tsv").write_text(
-        "video_id\tvideo\n" + "".join(f"{v}\tvideos/rgb-{v}.avi\n" for v in ids)
-    )
-    (manifest / "splits.tsv").write_text(f"split\tvideo_id\n1\t{ids[0]}\n")
-    return manifest
+    return copy_manifest(MANIFEST, tmp_path, ids, "videos/rgb-{video_id}.avi")
 
 
 def write_download(root: Path, vid: str, stamps: list[int], annotation: str) -> None:

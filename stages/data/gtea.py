@@ -29,12 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from stages.common.errors import MotionsegError, input_error
 from stages.common.labels import ClassList, frames_from_segments, read_label_file, write_label_file
-from stages.common.manifest import Manifest, load_manifest
-from stages.data.locate import VIDEO_SUFFIXES, is_own_link, link_video, pick, require_folder, scan
+from stages.common.manifest import Manifest, load_manifest, read_tsv
+from stages.data.locate import (
+    VIDEO_SUFFIXES,
+    is_own_link,
+    link_video,
+    pick,
+    pick_each,
+    require_folder,
+    scan,
+)
 from stages.decode.video import probe_video
 
 BACKGROUND = "background"
@@ -116,11 +123,7 @@ def frame_labels(
 
 def read_num_frames(path: Path) -> dict[str, int]:
     """A TSV of `video_id` and `num_frames` columns."""
-    if not path.is_file():
-        raise input_error(path, "frame count table not found")
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
-    if not {"video_id", "num_frames"} <= set(df.columns):
-        raise input_error(path, f"needs columns video_id, num_frames; has {list(df.columns)}")
+    df = read_tsv(path, ["video_id", "num_frames"])
     try:
         return {v: int(n) for v, n in zip(df["video_id"], df["num_frames"], strict=True)}
     except ValueError as err:
@@ -145,30 +148,23 @@ def import_gtea(
     """Write per-frame labels for every manifest video and link the videos found below `root`."""
     require_folder(root, "the GTEA download (label files and videos)", "gtea")
     manifest = load_manifest(manifest_dir, out)
-    out_labels = (out / manifest.label_template).parent.resolve()
     found = scan(root, PATTERNS)
-    videos = {
-        vid: p
-        for vid, paths in found["video"].items()
-        if (p := pick(paths, PREFERRED["video"], is_own_link(out / "videos"))) is not None
-    }
+    videos = pick_each(found["video"], PREFERRED["video"], is_own_link(out / "videos"))
     counts = read_num_frames(num_frames) if num_frames else {}
     report = GteaImport()
-    if groundtruth is None:
-        sources = _label_sources(root, manifest, found["labels"], out_labels)
-    else:
-        require_folder(groundtruth, "MS-TCN groundTruth files (<video_id>.txt)", "gtea")
-        sources = {vid: groundtruth / f"{vid}.txt" for vid in manifest.video_ids}
-
     results: dict[str, np.ndarray] = {}
-    for vid in manifest.video_ids:
-        if groundtruth is not None:
-            results[vid] = read_label_file(sources[vid], manifest.classes)
-            continue
-        actions = parse_label_file(sources[vid], manifest.classes)
-        total = counts.get(vid) or _video_frames(vid, videos, num_frames)
-        results[vid], warnings = frame_labels(sources[vid], actions, total)
-        report.warnings += warnings
+    if groundtruth is not None:
+        require_folder(groundtruth, "MS-TCN groundTruth files (<video_id>.txt)", "gtea")
+        for vid in manifest.video_ids:
+            results[vid] = read_label_file(groundtruth / f"{vid}.txt", manifest.classes)
+    else:
+        out_labels = (out / manifest.label_template).parent.resolve()
+        sources = _label_sources(root, manifest, found["labels"], out_labels)
+        for vid in manifest.video_ids:
+            actions = parse_label_file(sources[vid], manifest.classes)
+            total = counts.get(vid) or _video_frames(vid, videos, num_frames)
+            results[vid], warnings = frame_labels(sources[vid], actions, total)
+            report.warnings += warnings
     for vid, labels in results.items():
         write_label_file(manifest.label_path(vid), labels)
         report.converted[vid] = labels.size

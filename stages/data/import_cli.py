@@ -21,6 +21,11 @@ import_app = typer.Typer(
 )
 
 
+OutRoot = Annotated[
+    Path | None, typer.Option(help="Data root to write labels/ and videos/ to (default: ROOT).")
+]
+
+
 def _warn(lines: list[str], what: str, limit: int = 10) -> None:
     if lines:
         shown = ", ".join(lines[:limit]) + (" ..." if len(lines) > limit else "")
@@ -30,9 +35,7 @@ def _warn(lines: list[str], what: str, limit: int = 10) -> None:
 @import_app.command("50salads")
 def import_50salads_command(
     root: Annotated[Path, typer.Argument(help="The 50 Salads download (any layout below it).")],
-    out: Annotated[
-        Path | None, typer.Option(help="Data root to write labels/ and videos/ to (default: ROOT).")
-    ] = None,
+    out: OutRoot = None,
     annotations: Annotated[
         Path | None, typer.Option(help="Folder of SS-N-activityAnnotation.txt (default: ROOT).")
     ] = None,
@@ -65,9 +68,7 @@ def import_50salads_command(
 @import_app.command("gtea")
 def import_gtea_command(
     root: Annotated[Path, typer.Argument(help="The GTEA download (label files, videos).")],
-    out: Annotated[
-        Path | None, typer.Option(help="Data root to write labels/ and videos/ to (default: ROOT).")
-    ] = None,
+    out: OutRoot = None,
     num_frames: Annotated[
         Path | None,
         typer.Option(help="TSV video_id, num_frames: frame counts instead of reading the videos."),

@@ -54,6 +54,16 @@ def pick(
     return min(usable, key=lambda p: (p.parent.name.lower() not in preferred, len(p.parts), str(p)))
 
 
+def pick_each(
+    found: Mapping[str, list[Path]],
+    preferred: Collection[str],
+    skip: Callable[[Path], bool] | None = None,
+) -> dict[str, Path]:
+    """`pick` per id of a `scan` result; ids left without a usable candidate are dropped."""
+    chosen = {vid: pick(paths, preferred, skip) for vid, paths in found.items()}
+    return {vid: p for vid, p in chosen.items() if p is not None}
+
+
 def is_own_link(links_dir: Path) -> Callable[[Path], bool]:
     """Rejects the links an earlier import made in `links_dir` (real files there are kept)."""
     links_dir = links_dir.resolve()

@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from stages.common.errors import MotionsegError, input_error
 from stages.common.labels import ClassList, write_label_file
-from stages.common.manifest import load_manifest, read_dataset_yaml
-from stages.data.locate import is_own_link, link_video, pick, require_folder, scan
+from stages.common.manifest import load_manifest, read_dataset_yaml, read_tsv
+from stages.data.locate import is_own_link, link_video, pick_each, require_folder, scan
 
 LABEL_MAP_FILE = "label_map.tsv"
 BACKGROUND = "background"
@@ -60,11 +59,7 @@ class LabelMap:
 
     @classmethod
     def read(cls, path: Path) -> LabelMap:
-        if not path.is_file():
-            raise input_error(path, "label map not found")
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
-        if "label" not in df.columns or "level" not in df.columns:
-            raise input_error(path, f"needs columns label, level; has {list(df.columns)}")
+        df = read_tsv(path, ["label", "level"])
         bad = sorted(set(df["level"]) - {"low", "high"})
         if bad:
             raise input_error(path, f"level must be low or high, got {bad}")
@@ -232,13 +227,12 @@ def _find(
     by_folder: dict[Path, list[str]] = {}
     for kind, folder in sources.items():
         by_folder.setdefault(folder or root, []).append(kind)
+    skip = is_own_link(own_links)
     found: dict[str, dict[str, Path]] = {}
     for folder, kinds in by_folder.items():
         hits = scan(folder, {k: PATTERNS[k] for k in kinds})
         for kind in kinds:
-            skip = is_own_link(own_links)
-            chosen = {vid: pick(paths, PREFERRED[kind], skip) for vid, paths in hits[kind].items()}
-            found[kind] = {vid: p for vid, p in chosen.items() if p is not None}
+            found[kind] = pick_each(hits[kind], PREFERRED[kind], skip)
     return found
 
 

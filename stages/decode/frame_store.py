@@ -9,7 +9,6 @@ background thread while the next one is decoded (Blosc and file I/O release the 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -17,10 +16,9 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.errors import ZarrUserWarning
 
 from stages import __version__
-from stages.common.stores import create_array, open_store
+from stages.common.stores import consolidate, create_array, open_store
 
 CHUNK_FRAMES = 32
 """Frames per chunk: 32 x 224x298 RGB is ~6 MB, 32 x 640x480 is ~30 MB; a 16-frame snippet
@@ -42,6 +40,7 @@ class FrameStoreWriter:
     """
 
     def __init__(self, path: Path, chunk: int = CHUNK_FRAMES) -> None:
+        self.path = path
         self.group = zarr.open_group(path, mode="w")
         self.chunk = chunk
         self.count = 0
@@ -79,9 +78,7 @@ class FrameStoreWriter:
         index = create_array(self.group, "frame_index", (self.count,), np.int64, ("time",), (4096,))
         index[:] = frame_index
         self.group.update_attributes({**dict(attrs), "motionseg_version": __version__})
-        with warnings.catch_warnings():  # "not part of the v3 spec": xarray still reads it
-            warnings.filterwarnings("ignore", "Consolidated metadata", ZarrUserWarning)
-            zarr.consolidate_metadata(self.group.store)
+        consolidate(self.path)
 
     def _flush(self) -> None:
         if not self._filled or self._buffer is None:
