@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from stages.common.errors import MotionsegError
@@ -11,10 +12,15 @@ T = TypeVar("T", bound=Callable)
 
 
 class Registry(Generic[T]):
-    """Maps names to builder callables; unknown names list what is available."""
+    """Maps names to builder callables; unknown names list what is available.
 
-    def __init__(self, kind: str) -> None:
+    `modules` are the model modules whose import registers builders; lookups import them
+    first, so the registry is complete whichever entry point a user came through.
+    """
+
+    def __init__(self, kind: str, modules: Sequence[str] = ()) -> None:
         self.kind = kind
+        self.modules = tuple(modules)
         self._builders: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -26,7 +32,12 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def _load(self) -> None:
+        for module in self.modules:
+            importlib.import_module(module)
+
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._builders[name]
         except KeyError:
@@ -35,4 +46,5 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._builders)

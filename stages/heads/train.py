@@ -26,7 +26,7 @@ from stages.common.stores import atomic_path
 from stages.heads.base import IGNORE_INDEX, SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos
 from stages.heads.predict import make_head, predict_into, save_model
-from stages.heads.registry import head_class
+from stages.heads.registry import HEADS
 
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -49,7 +49,7 @@ class TrainSettings:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise MotionsegError(f"--train: unknown setting(s) {unknown} (known: {sorted(known)})")
-        values = {**head_class(head).default_train, **dict(overrides)}
+        values = {**HEADS.get(head).default_train, **dict(overrides)}
         try:
             settings = cls(**values)
         except TypeError as err:
