@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.common.atomic import write_text
 from stages.common.errors import input_error
 
 
@@ -76,7 +77,7 @@ class ClassList:
         return classes
 
     def write(self, path: str | Path) -> None:
-        Path(path).write_text("".join(f"{i} {n}\n" for i, n in enumerate(self.names)))
+        write_text(path, "".join(f"{i} {n}\n" for i, n in enumerate(self.names)))
 
 
 def read_label_file(path: str | Path, classes: ClassList | None = None) -> np.ndarray:
@@ -116,11 +117,7 @@ def read_label_file(path: str | Path, classes: ClassList | None = None) -> np.nd
 
 def write_label_file(path: str | Path, labels: Sequence[str]) -> None:
     """Write one label per line, atomically (a killed job leaves no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{label}\n" for label in labels))
-    tmp.replace(path)
+    write_text(path, "".join(f"{label}\n" for label in labels))
 
 
 @dataclass(frozen=True)

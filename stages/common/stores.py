@@ -1,4 +1,4 @@
-"""Zarr store layout and atomic writes.
+"""Zarr store layout, written atomically (`stages.common.atomic`).
 
 One store per unit of work (a video's frames, a video's features under one backbone/split), so
 parallel jobs never share a file. Every store is written under a temporary name next to its
@@ -7,11 +7,8 @@ destination and renamed only when complete: a killed job leaves nothing that loo
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +16,8 @@ import numpy as np
 import zarr
 
 from stages import __version__
+from stages.common.atomic import atomic_path
 from stages.common.errors import input_error
-
-
-@contextlib.contextmanager
-def atomic_path(dest: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling path; on success it replaces `dest`, on error it is removed."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    _remove(tmp)
-    try:
-        yield tmp
-    except BaseException:
-        _remove(tmp)
-        raise
-    _remove(dest)
-    os.replace(tmp, dest)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def create_array(

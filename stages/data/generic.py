@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from stages.common.atomic import write_text
 from stages.common.errors import MotionsegError, input_error
 from stages.common.labels import ClassList, frames_from_segments, read_label_file, write_label_file
 from stages.common.manifest import read_tsv
-from stages.common.stores import atomic_path
 from stages.decode.video import VideoInfo, probe_video
 
 LABEL_TEMPLATE = "frame_labels/{video_id}.txt"
@@ -124,10 +124,10 @@ def import_generic(
         report.frames[vid] = frames.size
     out.mkdir(parents=True, exist_ok=True)
     columns = ["video_id", "video"] + (["group"] if "group" in videos.columns else [])
-    _write(out / "videos.tsv", videos[columns].to_csv(sep="\t", index=False))
-    _write(out / "splits.tsv", splits.to_csv(sep="\t", index=False))
-    _write(out / "classes.txt", "".join(f"{i} {n}\n" for i, n in enumerate(classes.names)))
-    _write(out / "dataset.yaml", HEADER + yaml.safe_dump(meta, sort_keys=False))
+    write_text(out / "videos.tsv", videos[columns].to_csv(sep="\t", index=False))
+    write_text(out / "splits.tsv", splits.to_csv(sep="\t", index=False))
+    classes.write(out / "classes.txt")
+    write_text(out / "dataset.yaml", HEADER + yaml.safe_dump(meta, sort_keys=False))
     report.manifest = meta
     return report
 
@@ -136,10 +136,6 @@ def _plain(value: float) -> float | int:
     """30.0 -> 30 in YAML; other values unchanged."""
     return int(value) if float(value).is_integer() else value
 
-
-def _write(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def _read_table(table: Path, group_by: str | None) -> pd.DataFrame:

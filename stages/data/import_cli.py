@@ -170,7 +170,7 @@ def check(
     ] = None,
 ) -> None:
     """Before heavy work: every video exists, decodes, and matches its label files' length."""
-    from stages.common.stores import atomic_path
+    from stages.common.atomic import write_text
     from stages.data.checks import check_dataset
 
     result = check_dataset(manifest, root, granularity or None, tolerance, align)
@@ -182,5 +182,4 @@ def check(
     _warn(result.aligned, "labels " + ("aligned to" if align else "differ from") + " video length")
     _warn(result.fps_mismatch, "frame rate differs from the manifest's fps")
     if report is not None:
-        with atomic_path(report) as tmp:
-            tmp.write_text(json.dumps(result.as_dict(), indent=1))
+        write_text(report, json.dumps(result.as_dict(), indent=1))

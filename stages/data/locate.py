@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
+from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
@@ -74,12 +75,8 @@ def link_video(source: Path, dest: Path) -> None:
     """Make `dest` a symlink to `source` (absolute), replacing an older link; keep real files."""
     source = source.resolve()
     if dest.is_symlink() or not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        tmp.symlink_to(source)
-        tmp.replace(dest)
+        with atomic_path(dest) as tmp:
+            tmp.symlink_to(source)
     elif dest.resolve() != source:
         raise MotionsegError(
             f"{dest}: a different file already exists there; move it away or import into "

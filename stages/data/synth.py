@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from stages import __version__
+from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError
 from stages.common.labels import ClassList, write_label_file
 from stages.common.manifest import MANIFEST_FILE, load_manifest
-from stages.common.stores import atomic_path
 from stages.data.synth_plan import (
     APPEARANCE_ACTIONS,
     BACKGROUND,

@@ -14,8 +14,8 @@ import av.container
 import av.video.stream
 import numpy as np
 
+from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError, input_error
-from stages.common.stores import atomic_path
 from stages.decode.frame_store import FrameStoreWriter, read_frames
 from stages.decode.probe import (
     VideoInfo,

@@ -60,7 +60,7 @@ def evaluate(
     classes: ClassesOption = None,
 ) -> None:
     """Frame accuracy, segmental edit score and F1@{10,25,50} of a folder of predictions."""
-    from stages.common.stores import atomic_path
+    from stages.common.atomic import write_text
     from stages.evaluate.label_folders import score_folders
     from stages.evaluate.metrics import DEFAULT_BACKGROUND, combine
 
@@ -76,8 +76,7 @@ def evaluate(
         sys.stdout.write(text)
         return
     if json_out is not None:
-        with atomic_path(json_out) as tmp:
-            tmp.write_text(text)
+        write_text(json_out, text)
     typer.echo(
         f"{len(scores)} videos, {convention} convention, background: {', '.join(background)}"
     )

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from stages.common.atomic import atomic_path
 from stages.common.errors import input_error
 from stages.common.labels import ClassList, read_label_file
-from stages.common.stores import atomic_path
 from stages.evaluate.label_folders import label_files
 from stages.evaluate.metrics import CONVENTIONS
 from stages.evaluate.plots import class_colours, class_order, plot_video

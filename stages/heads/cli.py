@@ -91,8 +91,8 @@ def predict_command(
     ] = None,
 ) -> None:
     """Predict videos with a saved head: pred/, gt/ and native/ label files in OUT."""
+    from stages.common.atomic import atomic_path
     from stages.common.manifest import load_manifest
-    from stages.common.stores import atomic_path
     from stages.heads.predict import load_model, predict_videos
 
     head, saved = load_model(model)

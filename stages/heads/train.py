@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 
+from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError
 from stages.common.labels import ClassList
 from stages.common.manifest import Manifest
 from stages.common.seeding import seed_everything
-from stages.common.stores import atomic_path
 from stages.heads.base import IGNORE_INDEX, SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos
 from stages.heads.predict import make_head, predict_into, save_model
