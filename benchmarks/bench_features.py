@@ -35,7 +35,7 @@ EXTRACT_BATCH = 8
 
 
 def best_time(run: Callable[[], object], repeats: int) -> float:
-    run()  # warm-up
+    run()  # warm-up: allocator, oneDNN primitive caches
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -12,10 +12,10 @@ LCDC 42.7M / 27,654; DC 45.7M / 995,544). Also times the res5 LCDC conv alone fo
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
+from bench_features import best_time  # this folder is on sys.path when run as a script
 
 from stages.features.deform import lcdc_conv2d
 from stages.features.lcdc import LCDCNet, build_dc, build_lcdc, res5_map_size
@@ -26,16 +26,6 @@ VARIANTS: tuple[tuple[str, Callable[..., LCDCNet], dict], ...] = (
     ("lcdc deform", build_lcdc, {"lcdc_form": "deform"}),
     ("dc", build_dc, {}),
 )
-
-
-def best_time(step: Callable[[], object], repeats: int) -> float:
-    step()  # warm-up: allocator, oneDNN primitive caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def train_step(model: LCDCNet, snippets: torch.Tensor) -> Callable[[], None]:

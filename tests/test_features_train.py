@@ -147,8 +147,9 @@ def test_optimizer_choice(name, kind):
     assert optimizer.param_groups[0]["weight_decay"] == 0.001
 
 
-def _train(toy, out: Path, epochs: int, extra: dict | None = None, backbone: str = "resnet"):
-    args = [
+def _train_args(toy, out: Path, backbone: str = "resnet") -> list[str]:
+    """`features train` on split 1 of the toy data set, without options or training settings."""
+    return [
         "features",
         "train",
         "--manifest",
@@ -163,14 +164,13 @@ def _train(toy, out: Path, epochs: int, extra: dict | None = None, backbone: str
         str(toy["frames"]),
         "--out",
         str(out),
-        "--options",
-        json.dumps(OPTIONS),
-        "--train",
-        json.dumps({**TRAIN, "epochs": epochs, **(extra or {})}),
-        "--seed",
-        "3",
     ]
-    return CliRunner().invoke(app, args)
+
+
+def _train(toy, out: Path, epochs: int, extra: dict | None = None, backbone: str = "resnet"):
+    settings = json.dumps({**TRAIN, "epochs": epochs, **(extra or {})})
+    options = ["--options", json.dumps(OPTIONS), "--train", settings, "--seed", "3"]
+    return CliRunner().invoke(app, [*_train_args(toy, out, backbone), *options])
 
 
 def _log(out: Path) -> list[dict[str, str]]:
@@ -233,26 +233,7 @@ def test_train_refuses_to_resume_a_different_run(toy, tmp_path):
 
 
 def test_train_cli_bad_json_is_one_line_error(toy, tmp_path):
-    result = CliRunner().invoke(
-        app,
-        [
-            "features",
-            "train",
-            "--manifest",
-            str(toy["manifest"]),
-            "--root",
-            str(toy["root"]),
-            "--split",
-            "1",
-            "--backbone",
-            "resnet",
-            "--frames",
-            str(toy["frames"]),
-            "--out",
-            str(tmp_path / "x"),
-            "--options",
-            "{depth: 18",
-        ],
-    )
+    args = [*_train_args(toy, tmp_path / "x"), "--options", "{depth: 18"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "--options" in result.output and "Traceback" not in result.output

@@ -23,7 +23,9 @@ frames, which holds in eval mode (BatchNorm uses running statistics), i.e. at ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -58,12 +60,43 @@ class Preprocessing:
         return asdict(self)
 
 
+def reject_unknown_options(owner: str, options: Mapping[str, Any], accepted: Sequence[str]) -> None:
+    """A builder's options must be among `accepted`; the error lists them."""
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise MotionsegError(
+            f"{owner}: unknown option(s) {unknown} (accepted: {', '.join(accepted)})"
+        )
+
+
+def check_resize_range(owner: str, crop: int, resize_range: Sequence) -> tuple[int, int]:
+    """`resize_range` must be [low, high] with crop <= low <= high; returned as an int pair."""
+    if len(resize_range) != 2 or not crop <= resize_range[0] <= resize_range[1]:
+        raise MotionsegError(
+            f"{owner}: resize_range must be [low, high] with crop ({crop}) <= low <= high, "
+            f"got {list(resize_range)}"
+        )
+    return (int(resize_range[0]), int(resize_range[1]))
+
+
 class Backbone(nn.Module):
     """Base class: subclasses set `feature_dim`, `preprocessing` and implement
     `encode_frames`, `features_from_encoded` and `forward` (see the module docstring)."""
 
     feature_dim: int
     preprocessing: Preprocessing
+    trunk: nn.Module  # the ResNet
+    freeze_bn = False  # keep the trunk's BatchNorm layers in eval mode while training
+
+    def train(self, mode: bool = True) -> Backbone:
+        """Like `nn.Module.train`, but with `freeze_bn` the trunk's BatchNorm layers stay in
+        eval mode, so their running statistics are never updated."""
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for module in self.trunk.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def encode_frames(self, frames: torch.Tensor) -> Encoded:  # [N,3,H,W] -> ([N,...], ...)
         raise NotImplementedError

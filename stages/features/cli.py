@@ -17,7 +17,6 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 LIST_CLASSES = 18  # 50 Salads mid, the setting of the LCDC paper's Table 3
 
 
-
 @app.command("list")
 def list_command() -> None:
     """Registered backbones with their parameter counts (18 classes, default options)."""

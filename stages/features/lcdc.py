@@ -51,7 +51,13 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from stages.common.errors import MotionsegError
-from stages.features.base import Backbone, Encoded, Preprocessing
+from stages.features.base import (
+    Backbone,
+    Encoded,
+    Preprocessing,
+    check_resize_range,
+    reject_unknown_options,
+)
 from stages.features.deform import (
     LCDC_FORMS,
     DeformConv2dWithOffsets,
@@ -160,14 +166,6 @@ class LCDCNet(Backbone):
             resize_range=resize_range,
         )
 
-    def train(self, mode: bool = True) -> LCDCNet:
-        super().train(mode)
-        if self.freeze_bn:
-            for module in self.trunk.modules():
-                if isinstance(module, nn.BatchNorm2d):
-                    module.eval()
-        return self
-
     def encode_frames(self, frames: torch.Tensor) -> Encoded:
         """Per frame: the `conv_new_1` map `[N, 256, h, w]`, then each res5 layer's offsets
         `[N, C, h, w]` (all computed from that frame alone; see `Backbone`)."""
@@ -230,32 +228,21 @@ def _check_options(
         )
     if not isinstance(crop, int) or pooled_map_size(crop) < 1:
         raise MotionsegError(f"{motion}: crop must be an integer >= 17 px, got {crop!r}")
-    if len(resize_range) != 2 or not crop <= resize_range[0] <= resize_range[1]:
-        raise MotionsegError(
-            f"{motion}: resize_range must be [low, high] with crop <= low <= high, got "
-            f"{list(resize_range)} for crop {crop}"
-        )
-    return (int(resize_range[0]), int(resize_range[1]))
+    return check_resize_range(motion, crop, resize_range)
 
 
 _OPTIONS = ("depth", "weights", "freeze_bn", "snippet_length", "crop", "resize_range")
 
 
-def _reject_unknown(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise MotionsegError(f"{name}: unknown option(s) {unknown} (allowed: {', '.join(allowed)})")
-
-
 @register_backbone("lcdc")
 def build_lcdc(num_classes: int, **options: Any) -> LCDCNet:
     """LCDC: 2-channel locally-consistent offsets at res5a/b/c (paper's model)."""
-    _reject_unknown("lcdc", options, (*_OPTIONS, "lcdc_form"))
+    reject_unknown_options("lcdc", options, (*_OPTIONS, "lcdc_form"))
     return LCDCNet(num_classes, motion="lcdc", **options)
 
 
 @register_backbone("dc")
 def build_dc(num_classes: int, **options: Any) -> LCDCNet:
     """DC: plain deformable convs (4 groups, 72 offset channels) at res5a/b/c (ablation)."""
-    _reject_unknown("dc", options, _OPTIONS)
+    reject_unknown_options("dc", options, _OPTIONS)
     return LCDCNet(num_classes, motion="dc", **options)

@@ -38,7 +38,13 @@ import torch
 from torch import nn
 
 from stages.common.errors import MotionsegError
-from stages.features.base import Backbone, Encoded, Preprocessing
+from stages.features.base import (
+    Backbone,
+    Encoded,
+    Preprocessing,
+    check_resize_range,
+    reject_unknown_options,
+)
 from stages.features.registry import register_backbone
 from stages.features.weights import resnet_trunk
 
@@ -74,20 +80,9 @@ class FrameResNet(Backbone):
         self.preprocessing = preprocessing or Preprocessing()
         self.freeze_bn = freeze_bn
         if freeze_bn_affine:
-            for module in self._batchnorms():
-                for param in module.parameters():
-                    param.requires_grad_(False)
-
-    def _batchnorms(self) -> list[nn.modules.batchnorm._BatchNorm]:
-        return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-    def train(self, mode: bool = True) -> FrameResNet:
-        """Like `nn.Module.train`, but frozen BN layers stay in eval mode."""
-        super().train(mode)
-        if mode and self.freeze_bn:
-            for module in self._batchnorms():
-                module.eval()
-        return self
+            for module in self.trunk.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.requires_grad_(False)
 
     def encode_frames(self, frames: torch.Tensor) -> Encoded:
         """The pooled ResNet feature of every frame: `[N, 3, H, W]` -> `([N, trunk_dim],)`."""
@@ -113,14 +108,6 @@ _COMMON_OPTIONS = (
 )
 
 
-def _check_options(name: str, options: dict[str, Any], accepted: Sequence[str]) -> None:
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise MotionsegError(
-            f"backbone {name!r}: unknown option(s) {unknown} (accepted: {', '.join(accepted)})"
-        )
-
-
 def _build(
     name: str,
     num_classes: int,
@@ -129,22 +116,18 @@ def _build(
     fc_dims: Sequence[int],
     window_is_snippet: bool,
 ) -> FrameResNet:
-    _check_options(name, options, _COMMON_OPTIONS)
+    owner = f"backbone {name!r}"
+    reject_unknown_options(owner, options, _COMMON_OPTIONS)
     length = int(options.get("snippet_length", snippet_length))
     crop = int(options.get("crop", 224))
     resize_range = tuple(int(s) for s in options.get("resize_range", (crop, crop + 22)))
     if length < 1:
-        raise MotionsegError(f"backbone {name!r}: snippet_length must be >= 1, got {length}")
-    if len(resize_range) != 2 or not crop <= resize_range[0] <= resize_range[1]:
-        raise MotionsegError(
-            f"backbone {name!r}: resize_range must be [lo, hi] with crop ({crop}) <= lo <= hi, "
-            f"got {list(resize_range)}"
-        )
+        raise MotionsegError(f"{owner}: snippet_length must be >= 1, got {length}")
     preprocessing = Preprocessing(
         snippet_length=length,
         feature_window=length if window_is_snippet else 1,
         crop=crop,
-        resize_range=resize_range,  # type: ignore[arg-type]
+        resize_range=check_resize_range(owner, crop, resize_range),
     )
     return FrameResNet(
         num_classes,

@@ -32,6 +32,7 @@ import dataclasses
 import random
 import re
 import time
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +85,9 @@ class TrainConfig:
             raise MotionsegError(
                 f"unknown training option(s) {unknown} (accepted: {', '.join(names)})"
             )
-        for field in dataclasses.fields(cls):
-            if field.name in values:
-                _check_type(field.name, values[field.name], field.default)
+        for name, annotation in typing.get_type_hints(cls).items():
+            if name in values:
+                _check_type(name, values[name], annotation)
         config = cls(**values)
         if config.epochs < 1 or config.batch_size < 1 or config.stride < 1:
             raise MotionsegError("training options epochs, batch_size and stride must be >= 1")
@@ -116,15 +117,16 @@ def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def _check_type(name: str, value: Any, default: Any) -> None:
-    """JSON values must fit the option: numbers for numbers, booleans for flags."""
-    if value is None and (default is None or name == "amp"):
+def _check_type(name: str, value: Any, annotation: Any) -> None:
+    """JSON values must fit the option's annotation: numbers for numbers, booleans for flags."""
+    kinds = typing.get_args(annotation) or (annotation,)  # `float | None` -> (float, NoneType)
+    if value is None and type(None) in kinds:
         return
-    if isinstance(default, bool) or name == "amp":
+    if bool in kinds:
         ok = isinstance(value, bool)
-    elif isinstance(default, int) or name == "max_snippets_per_epoch":
+    elif int in kinds:
         ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float) or name == "purity":
+    elif float in kinds:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     else:
         ok = isinstance(value, str)
