@@ -50,8 +50,9 @@ def test_every_dataset_config_validates() -> None:
 
 
 def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
-    proc = snakemake("-n", "--directory", str(tmp_path), "-s", str(REPO / "Snakefile"),
-                     "results/demo")
+    proc = snakemake(
+        "-n", "--directory", str(tmp_path), "-s", str(REPO / "Snakefile"), "results/demo"
+    )
     jobs = planned_jobs(proc.stdout)
     cfg = yaml.safe_load((REPO / "pipeline/config/demo.yaml").read_text())
     n_backbones, n_heads = len(cfg["backbones"]), len(cfg["heads"])
@@ -68,8 +69,17 @@ def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
 def test_bad_dataset_config_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "broken.yaml"
     bad.write_text("dataset: broken\nmanifest: x\n")
-    proc = snakemake("--config", f"dataset_configs=[{bad}]", "-n", "--directory", str(tmp_path),
-                     "-s", str(REPO / "Snakefile"), "results/demo", check=False)
+    proc = snakemake(
+        "--config",
+        f"dataset_configs=[{bad}]",
+        "-n",
+        "--directory",
+        str(tmp_path),
+        "-s",
+        str(REPO / "Snakefile"),
+        "results/demo",
+        check=False,
+    )
     assert proc.returncode != 0
     assert "broken.yaml" in proc.stdout + proc.stderr
 
@@ -89,8 +99,16 @@ def test_demo_end_to_end_on_tiny_config(tmp_path: Path) -> None:
     config_file = tmp_path / "tiny.yaml"
     config_file.write_text(yaml.safe_dump(cfg))
     # --config takes every word up to the next option, so it goes first.
-    common = ["--config", f"dataset_configs=[{config_file}]", "--directory", str(tmp_path),
-              "-s", str(REPO / "Snakefile"), "--cores", "2"]
+    common = [
+        "--config",
+        f"dataset_configs=[{config_file}]",
+        "--directory",
+        str(tmp_path),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "2",
+    ]
 
     snakemake(*common, "results/tiny")
     out = tmp_path / "results/tiny"
@@ -98,7 +116,16 @@ def test_demo_end_to_end_on_tiny_config(tmp_path: Path) -> None:
 
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns[:9]) == [
-        "backbone", "head", "split", "run", "acc", "edit", "f1@10", "f1@25", "f1@50"]
+        "backbone",
+        "head",
+        "split",
+        "run",
+        "acc",
+        "edit",
+        "f1@10",
+        "f1@25",
+        "f1@50",
+    ]
     assert set(metrics["backbone"]) == {"resnet", "lcdc"}
     assert metrics[["acc", "edit", "f1@10"]].apply(lambda c: c.between(0, 100)).all().all()
     assert "±" in (out / "table.md").read_text()

@@ -60,8 +60,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, fake_download: Path) -> Pa
 
 def _args(work: Path, download: Path) -> list[str]:
     # --config takes every word up to the next option, so it goes first.
-    return ["--config", f"roots={{'50salads': '{download}'}}", "--directory", str(work),
-            "-s", str(REPO / "Snakefile")]
+    return [
+        "--config",
+        f"roots={{'50salads': '{download}'}}",
+        "--directory",
+        str(work),
+        "-s",
+        str(REPO / "Snakefile"),
+    ]
 
 
 def test_import_and_check_ran_on_the_fake_download(workdir: Path) -> None:
@@ -86,14 +92,24 @@ def test_dry_run_plans_the_paper_protocol(workdir: Path, fake_download: Path) ->
 
 def test_dry_run_with_the_slurm_profile(workdir: Path, fake_download: Path) -> None:
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install 'motionseg[slurm]'")
-    proc = snakemake(*_args(workdir, fake_download), "-n", "--workflow-profile",
-                     str(REPO / "pipeline/profiles/slurm"), "results/50salads")
+    proc = snakemake(
+        *_args(workdir, fake_download),
+        "-n",
+        "--workflow-profile",
+        str(REPO / "pipeline/profiles/slurm"),
+        "results/50salads",
+    )
     assert planned_jobs(proc.stdout)["train_backbone"] == 15
 
 
 def test_missing_download_is_one_clear_message(tmp_path: Path) -> None:
-    proc = snakemake(*_args(tmp_path, tmp_path / "nowhere"), "--cores", "1",
-                     "results/checks/50salads.ok", check=False)
+    proc = snakemake(
+        *_args(tmp_path, tmp_path / "nowhere"),
+        "--cores",
+        "1",
+        "results/checks/50salads.ok",
+        check=False,
+    )
     assert proc.returncode != 0
     log = (tmp_path / "logs/50salads/prepare.log").read_text()
     assert "nowhere" in log

@@ -137,7 +137,6 @@ def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-
 def _read_table(table: Path, group_by: str | None) -> pd.DataFrame:
     df = read_tsv(table, ["video_id", "video"])
     if df.empty:

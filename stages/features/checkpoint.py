@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from stages.common.atomic import atomic_path
 from stages.common.errors import input_error
-from stages.common.stores import atomic_path
 from stages.features.base import Backbone
 from stages.features.registry import build_backbone
 

@@ -42,10 +42,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError
 from stages.common.manifest import Manifest
 from stages.common.seeding import seed_everything
-from stages.common.stores import atomic_path
 from stages.features.base import Backbone
 from stages.features.checkpoint import link_atomically, load_checkpoint, save_checkpoint
 from stages.features.registry import build_backbone
