@@ -16,6 +16,7 @@ import torch
 
 from stages.common.atomic import atomic_path
 from stages.common.errors import input_error
+from stages.common.torch_files import load_torch_file
 from stages.features.base import Backbone
 from stages.features.registry import build_backbone
 
@@ -43,13 +44,7 @@ def link_atomically(source: str | Path, dest: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load on CPU; a missing, foreign or incomplete file is an error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise input_error(path, "checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a foreign/corrupt file
-        raise input_error(path, f"not a readable torch checkpoint ({err})") from None
+    checkpoint = load_torch_file(path, "checkpoint")
     if not isinstance(checkpoint, dict):
         raise input_error(path, "not a motionseg checkpoint (expected a dict)")
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]

@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 
 from stages.common.errors import MotionsegError, input_error
+from stages.common.torch_files import load_torch_file
 
 _RESNETS = {
     18: (torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1),
@@ -50,14 +51,11 @@ def resnet_trunk(depth: int, weights: str = "none", **kwargs) -> torchvision.mod
 
 def load_checkpoint_into(model: nn.Module, path: Path, strict: bool = True) -> None:
     """Load a local checkpoint; shape mismatches and missing files name the file."""
-    if not path.is_file():
-        raise input_error(
-            path, "weights file not found (weights must be 'imagenet', 'none' or a file path)"
-        )
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a foreign/corrupt file
-        raise input_error(path, f"not a readable torch checkpoint ({err})") from None
+    blob = load_torch_file(
+        path,
+        "torch checkpoint",
+        missing="weights file not found (weights must be 'imagenet', 'none' or a file path)",
+    )
     state = blob
     if isinstance(blob, dict):
         for key in ("state_dict", "model"):

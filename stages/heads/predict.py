@@ -18,6 +18,7 @@ import torch
 from stages.common.errors import MotionsegError, input_error
 from stages.common.labels import ClassList, write_label_file
 from stages.common.manifest import Manifest
+from stages.common.torch_files import load_torch_file
 from stages.heads.base import SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos, nearest_rows
 from stages.heads.registry import build_head
@@ -42,12 +43,7 @@ def save_model(path: Path, head: SegmentationHead, meta: Mapping[str, Any]) -> N
 def load_model(path: str | Path) -> tuple[SegmentationHead, dict[str, Any]]:
     """Rebuild a saved head (in eval mode) and return it with its metadata."""
     path = Path(path)
-    if not path.is_file():
-        raise input_error(path, "model file not found")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a foreign file
-        raise input_error(path, f"not a readable model file ({type(err).__name__})") from None
+    saved = load_torch_file(path, "model file")
     missing = [k for k in MODEL_KEYS if not isinstance(saved, dict) or k not in saved]
     if missing:
         raise input_error(path, f"not a heads model file (missing {missing})")
