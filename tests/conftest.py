@@ -131,6 +131,34 @@ def truncate_video(tmp_path: Path) -> Callable[..., Path]:
     return truncate
 
 
+def write_manifest(
+    manifest: Path,
+    name: str,
+    classes: Sequence[str],
+    videos: Sequence[str],
+    test_splits: Sequence[tuple[str, str]],
+    video: str = "{video_id}.mp4",
+    settings: str | None = None,
+) -> Path:
+    """A hand-made manifest folder: labels at `labels/{video_id}.txt`, `test_splits` as
+    (split, video_id) rows, `video` the path template of a video; returns `manifest`."""
+    manifest.mkdir(parents=True)
+    (manifest / "dataset.yaml").write_text(
+        f"name: {name}\nfps: 30\nbackground: [background]\nvideos: videos.tsv\n"
+        "splits: splits.tsv\ngranularities:\n"
+        "  default: {classes: classes.txt, labels: 'labels/{video_id}.txt'}\n"
+        + (f"settings: {settings}\n" if settings else "")
+    )
+    (manifest / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(classes)))
+    (manifest / "videos.tsv").write_text(
+        "video_id\tvideo\n" + "".join(f"{v}\t{video.format(video_id=v)}\n" for v in videos)
+    )
+    (manifest / "splits.tsv").write_text(
+        "split\tvideo_id\n" + "".join(f"{s}\t{v}\n" for s, v in test_splits)
+    )
+    return manifest
+
+
 def copy_manifest(source: Path, dest: Path, ids: list[str], video: str) -> Path:
     """`dest`/manifest: a copy of the manifest folder `source` listing only `ids` (split 1 tests
     the first); `video` is the path template of a video, e.g. "videos/{video_id}.mp4"."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_manifest
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -65,19 +66,17 @@ def write_frame_store(path: Path, num_native: int, seed: int, size: int = 24) ->
 @pytest.fixture
 def toy(tmp_path) -> dict[str, Path]:
     """A manifest (2 splits: test v0 / test v1), its labels, and frame stores of 24 frames."""
-    manifest, root, frames = tmp_path / "manifest", tmp_path / "root", tmp_path / "frames"
+    root, frames = tmp_path / "root", tmp_path / "frames"
     (root / "labels").mkdir(parents=True)
-    manifest.mkdir()
-    (manifest / "dataset.yaml").write_text(
-        "name: toy\nfps: 30\nbackground: [background]\nvideos: videos.tsv\n"
-        "splits: splits.tsv\ngranularities:\n  default: {classes: classes.txt, "
-        'labels: "labels/{video_id}.txt"}\nsettings: {purity: 0.7}\n'
+    manifest = write_manifest(
+        tmp_path / "manifest",
+        "toy",
+        CLASSES,
+        VIDEOS,
+        [("1", "v0"), ("2", "v1")],
+        video="videos/{video_id}.mp4",
+        settings="{purity: 0.7}",
     )
-    (manifest / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(CLASSES)))
-    (manifest / "videos.tsv").write_text(
-        "video_id\tvideo\n" + "".join(f"{v}\tvideos/{v}.mp4\n" for v in VIDEOS)
-    )
-    (manifest / "splits.tsv").write_text("split\tvideo_id\n1\tv0\n2\tv1\n")
     for i, video in enumerate(VIDEOS):
         (root / "labels" / f"{video}.txt").write_text("\n".join(native_labels(i)) + "\n")
         write_frame_store(frames / f"{video}.zarr", NATIVE_FRAMES, seed=i)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from conftest import write_manifest
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -48,19 +49,10 @@ def _labels(video: int) -> np.ndarray:
 @pytest.fixture
 def dataset(tmp_path: Path) -> dict[str, Path]:
     """6 videos of 60 native frames, features every 2nd frame = noisy one-hot of the label."""
-    manifest, root, feats = tmp_path / "manifest", tmp_path / "data", tmp_path / "features"
-    manifest.mkdir()
+    root, feats = tmp_path / "data", tmp_path / "features"
     (root / "labels").mkdir(parents=True)
-    (manifest / "dataset.yaml").write_text(
-        "name: tiny\nfps: 30\nbackground: [background]\nvideos: videos.tsv\n"
-        "splits: splits.tsv\ngranularities:\n"
-        "  default: {classes: classes.txt, labels: 'labels/{video_id}.txt'}\n"
-    )
-    (manifest / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(CLASSES)))
-    (manifest / "videos.tsv").write_text(
-        "video_id\tvideo\n" + "".join(f"{v}\t{v}.mp4\n" for v in VIDEOS)
-    )
-    (manifest / "splits.tsv").write_text("split\tvideo_id\n1\tv0\n1\tv1\n2\tv2\n2\tv3\n")
+    splits = [("1", "v0"), ("1", "v1"), ("2", "v2"), ("2", "v3")]
+    manifest = write_manifest(tmp_path / "manifest", "tiny", CLASSES, VIDEOS, splits)
     rng = np.random.default_rng(0)
     for i, video in enumerate(VIDEOS):
         labels = _labels(i)
