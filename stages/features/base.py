@@ -19,6 +19,13 @@ once per window it belongs to (16 times for a 16-frame window):
 1))` regrouped per snippet, so the two paths share all code. Encoding frames separately gives
 the same numbers as encoding them inside a snippet whenever the per-frame part does not mix
 frames, which holds in eval mode (BatchNorm uses running statistics), i.e. at extraction.
+
+A model whose per-frame part needs the following frame(s) (the dynamics model encodes each
+frame pair (t, t+1) once) sets `encode_lookahead` to that number: `encode_frames` then reads
+its input as consecutive frames of one clip, the encoding of frame i may use frames up to
+i + `encode_lookahead` (the last ones repeat the clip's last frame), `forward_features`
+encodes each snippet as its own clip, and extraction encodes overlapping chunks of a video
+and computes windows that repeat an end frame through `forward_features` itself.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ class Backbone(nn.Module):
     preprocessing: Preprocessing
     trunk: nn.Module  # the ResNet
     freeze_bn = False  # keep the trunk's BatchNorm layers in eval mode while training
+    encode_lookahead = 0  # following frames a frame's encoding depends on (see module doc)
 
     def train(self, mode: bool = True) -> Backbone:
         """Like `nn.Module.train`, but with `freeze_bn` the trunk's BatchNorm layers stay in
@@ -110,6 +118,9 @@ class Backbone(nn.Module):
                 f"{type(self).__name__}: snippets must be [B, T, 3, H, W], "
                 f"got {list(snippets.shape)}"
             )
+        if self.encode_lookahead:
+            clips = [self.encode_frames(snippet) for snippet in snippets]
+            return self.features_from_encoded(tuple(map(torch.stack, zip(*clips, strict=True))))
         batch, time = snippets.shape[:2]
         encoded = self.encode_frames(snippets.flatten(0, 1))
         return self.features_from_encoded(tuple(t.unflatten(0, (batch, time)) for t in encoded))

@@ -18,6 +18,11 @@ model is in eval mode, so frames do not interact in the trunk). `benchmarks/benc
 What remains per window (LCDC's space-time fusion, ~280 ms of ~540 ms per frame at 224 px,
 two thirds of it the first 3D conv) is then about half the cost.
 
+A model with `encode_lookahead` k (the dynamics model: each frame's encoding holds the
+features of the pair (t, t+1)) is encoded in consecutive chunks, each given the k frames after
+it; the windows that repeat a video's first or last frame (W - 1 per video) are computed by
+`forward_features` on their frames, since pairs of repeated frames are not among the encodings.
+
 Memory stays bounded for long videos: centres are taken `CENTRES_PER_BLOCK` at a time, and a
 rolling buffer on the model's device holds the encoded frames that block's windows need (the
 block plus W - 1 frames of overlap). Frames encoded for the previous block are kept, not
@@ -107,16 +112,60 @@ def video_features(
             lo, hi = int(indices[0, 0]), int(indices[-1, -1]) + 1  # lo <= buffer_end <= hi
             parts = [tuple(t[lo - buffer_start :] for t in buffer)] if buffer else []
             if hi > buffer_end:
-                new = read_frames(buffer_end, hi)
-                for start in range(0, len(new), encode_step):
-                    parts.append(model.encode_frames(new[start : start + encode_step].to(device)))
+                parts += _encode(
+                    model, read_frames, buffer_end, hi, num_frames, encode_step, device
+                )
             buffer = tuple(torch.cat(tensors) for tensors in zip(*parts, strict=True))
             buffer_start, buffer_end = lo, hi
             for start in range(0, len(centres), batch_size):
-                rows = torch.from_numpy(indices[start : start + batch_size] - lo).to(device)
-                out = model.features_from_encoded(tuple(t[rows] for t in buffer))
-                features[first + start : first + start + len(rows)] = out.float().cpu().numpy()
+                rows = indices[start : start + batch_size]
+                out = features[first + start : first + start + len(rows)]
+                gathered = _exact_rows(model, rows)
+                if gathered.any():
+                    picked = torch.from_numpy(rows[gathered] - lo).to(device)
+                    encoded = model.features_from_encoded(tuple(t[picked] for t in buffer))
+                    out[gathered] = encoded.float().cpu().numpy()
+                for row in np.flatnonzero(~gathered):  # lookahead models at video ends
+                    frames = _read_window(read_frames, rows[row]).to(device)
+                    out[row] = model.forward_features(frames[None]).float().cpu().numpy()[0]
     return features
+
+
+def _encode(
+    model: Backbone,
+    read_frames: ReadFrames,
+    lo: int,
+    hi: int,
+    num_frames: int,
+    step: int,
+    device: torch.device,
+) -> list[Encoded]:
+    """Encodings of frames lo .. hi - 1, `step` at a time; a model with `encode_lookahead` k
+    also gets the k frames after each chunk (fewer at the video's end) and their encodings
+    are dropped."""
+    lookahead = model.encode_lookahead
+    new = read_frames(lo, min(hi + lookahead, num_frames))
+    parts = []
+    for start in range(0, hi - lo, step):
+        keep = min(step, hi - lo - start)
+        encoded = model.encode_frames(new[start : start + keep + lookahead].to(device))
+        parts.append(tuple(t[:keep] for t in encoded))
+    return parts
+
+
+def _exact_rows(model: Backbone, rows: np.ndarray) -> np.ndarray:
+    """Which windows the encoded frames give exactly: all, unless the model encodes frames
+    with lookahead, whose encodings assume consecutive frames; a window that repeats an end
+    frame then goes through `forward_features` itself."""
+    if not model.encode_lookahead:
+        return np.ones(len(rows), dtype=bool)
+    return rows[:, -1] - rows[:, 0] == rows.shape[1] - 1
+
+
+def _read_window(read_frames: ReadFrames, row: np.ndarray) -> torch.Tensor:
+    """The preprocessed frames of one window `[W, 3, H, W]` (repeats included)."""
+    lo = int(row.min())
+    return read_frames(lo, int(row.max()) + 1)[torch.from_numpy(row - lo)]
 
 
 def open_frames(frames_path: str | Path) -> zarr.Group:

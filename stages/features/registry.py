@@ -13,7 +13,13 @@ from torch import nn
 from stages.common.registry import Registry
 
 BACKBONES: Registry = Registry(
-    "backbone", modules=("stages.features.resnet", "stages.features.lcdc")
+    "backbone",
+    modules=(
+        "stages.features.resnet",
+        "stages.features.lcdc",
+        "stages.features.models.ms",
+        "stages.features.models.dynamics",
+    ),
 )
 register_backbone = BACKBONES.register
 

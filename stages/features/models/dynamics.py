@@ -1,0 +1,199 @@
+"""Disentangled dynamics (Zhao, Xiong & Lin, "Recognize actions by disentangling components of
+dynamics", CVPR 2018, seed 004; ../reference/backbones.md `dynamics`).
+
+An 8-frame snippet (consecutive frames at the backbone rate) is encoded per frame by the
+shared low level, BN-Inception's `conv1_7x7_s2` (64 x 112 x 112 at 224 px), then by three
+branches, each a BN-Inception `pool1` ... `inception_5b` with its own weights
+(`stages.features.models.bninception`):
+
+- static appearance: every frame's map, with temporal max-pooling (kernel 2, stride 2) after
+  `pool2`, `inception_3c` and `inception_4e` (8 -> 4 -> 2 -> 1 frames), global average pool;
+- motion: for each consecutive pair (t, t+1), the cosine cost volume of F_t and F_{t+1} over a
+  (2r+1)^2 window, the displacement V = (v^y, v^x) in pixels from one joint softmax of the
+  volume / tau (eq. 2), an entry `Conv2d(2, 64, 3)` + BN + ReLU, the branch, global average
+  pool, mean over the 7 pairs;
+- appearance change: F_{t+1} minus F_t backward-warped by V (bilinear, zeros outside), the
+  branch, global average pool, mean over pairs.
+
+The feature (`forward_features`) is the 3072-d concatenation (static, motion, change) for the
+window's centre frame; the paper fuses predictions, not features, so this is our choice. For
+fine-tuning (`forward`) each 1024-d part goes through dropout and its own Linear(1024, K); the
+three logits are averaged (the paper's fusion by average), and the loss is the cross-entropy of
+that average. Parameters (random init): 30,792,864 without heads, 30,848,214 with three
+18-class heads.
+
+Choices where the paper is silent (its supplement, which holds them, is not available):
+- `radius` 7 (15 x 15 window) and `tau` 0.1: options;
+- the kernel-2 temporal pools; for T other than 8 they halve until one frame is left (odd
+  lengths repeat the last frame), and the remaining frames are averaged after pooling;
+- `dropout` 0.8 after each global pool (TSN's RGB default; the paper follows TSN [30]);
+- the static branch shares conv1 with the others;
+- the low level runs at stride 2 (the paper's "112 x 112" row); the 224 x 224 row
+  (`lowlevel_stride=1`) is not implemented;
+- no pretrained weights exist here (`weights` is `none` or a local state dict of this model);
+  ImageNet mean/std (RGB) normalisation, not Caffe's BGR mean;
+- one learning rate for all branches (the paper used 0.001 for the static branch and 0.005
+  for the others); `pipeline/config/*.yaml` use SGD momentum 0.9, lr 0.005, gradient clip 20.
+
+Extraction: only the static branch mixes the frames of a window; the motion and change
+branches depend on one frame pair each, so `encode_frames` treats its input as consecutive
+frames and computes every pair's pooled motion and change features once (`encode_lookahead`
+1: frame i's encoding also uses frame i+1; the last frame pairs with itself), together with
+the static branch's per-frame part (conv1 ... pool2). Per window only the static branch's
+temporal pools and inception stages remain, and the mean of 7 pair features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stages.common.errors import MotionsegError
+from stages.features.base import (
+    Backbone,
+    Encoded,
+    Preprocessing,
+    check_resize_range,
+    reject_unknown_options,
+)
+from stages.features.models.bninception import (
+    CONV1_CHANNELS,
+    FEATURE_DIM,
+    BNInceptionTrunk,
+    ConvUnit,
+    conv1_unit,
+)
+from stages.features.models.correlation import (
+    backward_warp,
+    l2_normalise,
+    local_correlation,
+    soft_displacement,
+)
+from stages.features.registry import register_backbone
+from stages.features.weights import load_checkpoint_into
+
+BRANCHES = ("static", "motion", "change")
+
+
+def temporal_max_pool(x: torch.Tensor, time: int) -> tuple[torch.Tensor, int]:
+    """Max over consecutive frame pairs (kernel 2, stride 2) of `[B*T, ...]`; an odd T repeats
+    its last frame; T = 1 is left as is. Returns the pooled maps and their frame count."""
+    if time == 1:
+        return x, 1
+    frames = x.unflatten(0, (-1, time))
+    if time % 2:
+        frames = torch.cat([frames, frames[:, -1:]], dim=1)
+    pooled = frames.unflatten(1, (-1, 2)).amax(dim=2)
+    return pooled.flatten(0, 1), pooled.shape[1]
+
+
+def global_pool(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(dim=(2, 3))
+
+
+class DisentangledDynamics(Backbone):
+    """Static, motion and appearance-change branches on a shared conv1; see the module doc."""
+
+    encode_lookahead = 1
+
+    def __init__(
+        self,
+        num_classes: int,
+        weights: str = "none",
+        snippet_length: int = 8,
+        crop: int = 224,
+        resize_range: Sequence[int] = (224, 336),
+        radius: int = 7,
+        tau: float = 0.1,
+        dropout: float = 0.8,
+    ) -> None:
+        super().__init__()
+        if not isinstance(snippet_length, int) or snippet_length < 2:
+            raise MotionsegError(
+                f"dynamics: snippet_length must be an integer >= 2 (motion needs a frame "
+                f"pair), got {snippet_length!r}"
+            )
+        if not isinstance(radius, int) or radius < 1:
+            raise MotionsegError(f"dynamics: radius must be an integer >= 1, got {radius!r}")
+        if not tau > 0:
+            raise MotionsegError(f"dynamics: tau must be > 0, got {tau!r}")
+        if not 0 <= dropout < 1:
+            raise MotionsegError(f"dynamics: dropout must be in [0, 1), got {dropout!r}")
+        self.radius, self.tau = radius, float(tau)
+        self.conv1 = conv1_unit()
+        self.static = BNInceptionTrunk()
+        self.motion_entry = ConvUnit(2, CONV1_CHANNELS, 3, padding=1)
+        self.motion = BNInceptionTrunk()
+        self.change = BNInceptionTrunk()
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleList(nn.Linear(FEATURE_DIM, num_classes) for _ in BRANCHES)
+        self.feature_dim = FEATURE_DIM * len(BRANCHES)
+        self.preprocessing = Preprocessing(
+            snippet_length=snippet_length,
+            feature_window=snippet_length,
+            crop=crop,
+            resize_range=check_resize_range("dynamics", crop, resize_range),
+        )
+        if weights not in ("none", None, ""):
+            if weights == "imagenet":
+                raise MotionsegError(
+                    "dynamics: no ImageNet BN-Inception weights are available; use "
+                    "`weights: none` or the path of a state dict of this model"
+                )
+            load_checkpoint_into(self, Path(weights), strict=False)
+
+    def displacement(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """V `[N, 2, h, w]` (dy, dx in pixels) from the cosine cost volume of two conv1 maps."""
+        corr = local_correlation(l2_normalise(first), l2_normalise(second), self.radius)
+        return soft_displacement(corr, self.radius, self.tau)
+
+    def pair_features(
+        self, first: torch.Tensor, second: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled motion and appearance-change features `[N, 1024]` of conv1 map pairs."""
+        displacement = self.displacement(first, second)
+        motion = global_pool(self.motion(self.motion_entry(displacement)))
+        change = global_pool(self.change(second - backward_warp(first, displacement)))
+        return motion, change
+
+    def encode_frames(self, frames: torch.Tensor) -> Encoded:
+        """Consecutive frames `[N, 3, H, W]` -> per frame i: the static branch up to pool2
+        `[N, 192, h, w]` and the motion and change features `[N, 1024]` of the pair (i, i+1),
+        the last frame paired with itself."""
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise MotionsegError(f"dynamics: frames must be [N, 3, H, W], got {list(frames.shape)}")
+        low = self.conv1(frames)
+        following = torch.cat([low[1:], low[-1:]])
+        return (self.static.stage2(low), *self.pair_features(low, following))
+
+    def features_from_encoded(self, windows: Encoded) -> torch.Tensor:
+        """Static branch over the window's frames, mean of its T-1 pair features: `[B, 3072]`."""
+        static, motion, change = windows
+        batch, time = static.shape[:2]
+        x = static.flatten(0, 1)
+        x, frames = temporal_max_pool(x, time)
+        x, frames = temporal_max_pool(self.static.stage3(x), frames)
+        x, frames = temporal_max_pool(self.static.stage4(x), frames)
+        static_feature = global_pool(self.static.stage5(x)).unflatten(0, (batch, frames))
+        parts = (static_feature, motion[:, :-1], change[:, :-1])
+        return torch.cat([part.mean(dim=1) for part in parts], dim=1)
+
+    def forward(self, snippets: torch.Tensor) -> torch.Tensor:
+        """Average of the three branch classifiers' logits."""
+        parts = self.forward_features(snippets).split(FEATURE_DIM, dim=1)
+        logits = [head(self.dropout(part)) for head, part in zip(self.heads, parts, strict=True)]
+        return torch.stack(logits).mean(dim=0)
+
+
+_OPTIONS = ("weights", "snippet_length", "crop", "resize_range", "radius", "tau", "dropout")
+
+
+@register_backbone("dynamics")
+def build_dynamics(num_classes: int, **options: Any) -> DisentangledDynamics:
+    """Disentangled dynamics (seed 004): static, motion and change BN-Inception branches."""
+    reject_unknown_options("dynamics", options, _OPTIONS)
+    return DisentangledDynamics(num_classes, **options)
