@@ -51,15 +51,15 @@ def test_correlation_equals_unfold_definition_and_layout_is_dy_major():
 
 def test_correlation_gradients_pass_float64_gradcheck():
     torch.manual_seed(1)
-    f1 = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
-    f2 = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    f1 = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    f2 = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: local_correlation(a, b, 2), (f1, f2))
 
 
 def test_readouts_pass_float64_gradcheck():
     torch.manual_seed(2)
-    f1 = torch.randn(1, 3, 6, 7, dtype=torch.float64, requires_grad=True)
-    f2 = torch.randn(1, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    f1 = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    f2 = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
 
     def dynamics(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         corr = local_correlation(l2_normalise(a), l2_normalise(b), 2)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from stages.common.errors import MotionsegError
-from stages.features.registry import build_backbone, list_backbones
+from stages.features.registry import build_backbone, list_backbones, options_class
 
 SMALL = {"depth": 18, "weights": "none", "crop": 32, "resize_range": [32, 36]}
 NUM_CLASSES = 5
+
+
+def small(name: str) -> dict:
+    """SMALL without the options backbone `name` does not have (`dynamics` has no depth)."""
+    accepted = {field.name for field in dataclasses.fields(options_class(name))}
+    return {key: value for key, value in SMALL.items() if key in accepted}
 
 
 def _snippets(model, batch: int = 2, seed: int = 0) -> torch.Tensor:
@@ -29,7 +37,7 @@ def test_core_backbones_registered():
 
 def test_shapes_and_backward(name):
     torch.manual_seed(0)
-    model = build_backbone(name, NUM_CLASSES, **SMALL)
+    model = build_backbone(name, NUM_CLASSES, **small(name))
     x = _snippets(model)
     model.train()
     logits = model(x)
@@ -51,15 +59,22 @@ def test_same_seed_same_model_and_output(name):
     outputs = []
     for _ in range(2):
         torch.manual_seed(7)
-        model = build_backbone(name, NUM_CLASSES, **SMALL).eval()
+        model = build_backbone(name, NUM_CLASSES, **small(name)).eval()
         with torch.no_grad():
             outputs.append(model(_snippets(model, seed=1)))
     assert torch.equal(outputs[0], outputs[1])
 
 
 def test_unknown_option_lists_accepted(name):
-    with pytest.raises(MotionsegError, match="depth"):
-        build_backbone(name, NUM_CLASSES, **SMALL, no_such_option=1)
+    with pytest.raises(MotionsegError, match="crop"):
+        build_backbone(name, NUM_CLASSES, **small(name), no_such_option=1)
+
+
+@pytest.mark.parametrize("bad", [{"crop": "32"}, {"freeze_bn": 1}, {"resize_range": 32}])
+def test_ill_typed_option_names_it(name, bad):
+    option = next(iter(bad))
+    with pytest.raises(MotionsegError, match=f"backbone {name!r}: option {option!r} must be"):
+        build_backbone(name, NUM_CLASSES, **{**small(name), **bad})
 
 
 @pytest.mark.parametrize(

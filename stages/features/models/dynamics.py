@@ -45,21 +45,14 @@ temporal pools and inception stages remain, and the mean of 7 pair features.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from stages.common.errors import MotionsegError
-from stages.features.base import (
-    Backbone,
-    Encoded,
-    Preprocessing,
-    check_resize_range,
-    reject_unknown_options,
-)
+from stages.features.base import Backbone, Encoded, SnippetOptions
 from stages.features.models.bninception import (
     CONV1_CHANNELS,
     FEATURE_DIM,
@@ -95,56 +88,65 @@ def global_pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
 
 
+@dataclass(frozen=True)
+class DynamicsOptions(SnippetOptions):
+    """Options of `dynamics`: no ResNet depth; window `radius`, softmax `tau` and `dropout`
+    are the choices listed above. `weights` is `none` or a local state dict of this model;
+    `freeze_bn` keeps every BatchNorm layer in eval mode (TSN's partial BN is not offered)."""
+
+    weights: str = "none"
+    freeze_bn: bool = False
+    snippet_length: int = 8
+    resize_range: tuple[int, int] = (224, 336)
+    radius: int = 7
+    tau: float = 0.1
+    dropout: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.snippet_length < 2:
+            raise ValueError(
+                f"snippet_length must be >= 2 (motion needs a frame pair), "
+                f"got {self.snippet_length}"
+            )
+        if self.radius < 1:
+            raise ValueError(f"radius must be >= 1, got {self.radius}")
+        if not self.tau > 0:
+            raise ValueError(f"tau must be > 0, got {self.tau}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.weights == "imagenet":
+            raise ValueError(
+                "no ImageNet BN-Inception weights are available; use `weights: none` or the "
+                "path of a state dict of this model"
+            )
+        super().__post_init__()
+
+
 class DisentangledDynamics(Backbone):
     """Static, motion and appearance-change branches on a shared conv1; see the module doc."""
 
     encode_lookahead = 1
 
-    def __init__(
-        self,
-        num_classes: int,
-        weights: str = "none",
-        snippet_length: int = 8,
-        crop: int = 224,
-        resize_range: Sequence[int] = (224, 336),
-        radius: int = 7,
-        tau: float = 0.1,
-        dropout: float = 0.8,
-    ) -> None:
+    def __init__(self, num_classes: int, options: DynamicsOptions) -> None:
         super().__init__()
-        if not isinstance(snippet_length, int) or snippet_length < 2:
-            raise MotionsegError(
-                f"dynamics: snippet_length must be an integer >= 2 (motion needs a frame "
-                f"pair), got {snippet_length!r}"
-            )
-        if not isinstance(radius, int) or radius < 1:
-            raise MotionsegError(f"dynamics: radius must be an integer >= 1, got {radius!r}")
-        if not tau > 0:
-            raise MotionsegError(f"dynamics: tau must be > 0, got {tau!r}")
-        if not 0 <= dropout < 1:
-            raise MotionsegError(f"dynamics: dropout must be in [0, 1), got {dropout!r}")
-        self.radius, self.tau = radius, float(tau)
+        self.radius, self.tau = options.radius, float(options.tau)
         self.conv1 = conv1_unit()
         self.static = BNInceptionTrunk()
         self.motion_entry = ConvUnit(2, CONV1_CHANNELS, 3, padding=1)
         self.motion = BNInceptionTrunk()
         self.change = BNInceptionTrunk()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(options.dropout)
         self.heads = nn.ModuleList(nn.Linear(FEATURE_DIM, num_classes) for _ in BRANCHES)
         self.feature_dim = FEATURE_DIM * len(BRANCHES)
-        self.preprocessing = Preprocessing(
-            snippet_length=snippet_length,
-            feature_window=snippet_length,
-            crop=crop,
-            resize_range=check_resize_range("dynamics", crop, resize_range),
-        )
-        if weights not in ("none", None, ""):
-            if weights == "imagenet":
-                raise MotionsegError(
-                    "dynamics: no ImageNet BN-Inception weights are available; use "
-                    "`weights: none` or the path of a state dict of this model"
-                )
-            load_checkpoint_into(self, Path(weights), strict=False)
+        self.freeze_bn = options.freeze_bn
+        self.preprocessing = options.preprocessing(feature_window=options.snippet_length)
+        if options.weights not in ("none", ""):
+            load_checkpoint_into(self, Path(options.weights), strict=False)
+
+    @property
+    def trunk(self) -> nn.Module:
+        """What `freeze_bn` acts on (see `Backbone.train`): every branch."""
+        return self
 
     def displacement(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         """V `[N, 2, h, w]` (dy, dx in pixels) from the cosine cost volume of two conv1 maps."""
@@ -189,11 +191,7 @@ class DisentangledDynamics(Backbone):
         return torch.stack(logits).mean(dim=0)
 
 
-_OPTIONS = ("weights", "snippet_length", "crop", "resize_range", "radius", "tau", "dropout")
-
-
 @register_backbone("dynamics")
-def build_dynamics(num_classes: int, **options: Any) -> DisentangledDynamics:
+def build_dynamics(num_classes: int, options: DynamicsOptions) -> DisentangledDynamics:
     """Disentangled dynamics (seed 004): static, motion and change BN-Inception branches."""
-    reject_unknown_options("dynamics", options, _OPTIONS)
-    return DisentangledDynamics(num_classes, **options)
+    return DisentangledDynamics(num_classes, options)

@@ -38,21 +38,15 @@ exact per-window definition costs the trunk once per frame of the window (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from stages.common.errors import MotionsegError
-from stages.features.base import (
-    Backbone,
-    Encoded,
-    Preprocessing,
-    check_resize_range,
-    reject_unknown_options,
-)
+from stages.features.base import Backbone, BackboneOptions, Encoded
 from stages.features.models.correlation import (
     l2_normalise,
     local_correlation,
@@ -67,7 +61,6 @@ RADIUS = 7  # 15x15 window
 SIGMA = 5.0
 TEMPERATURE = 100.0
 TRANSFORM_WIDTHS = (16, 32, 64)  # pointwise outputs of the first three separable stages
-_DEPTHS = (18, 50)
 
 
 def _separable(in_channels: int, out_channels: int, kernel: int) -> list[nn.Module]:
@@ -115,43 +108,40 @@ class MotionSqueeze(nn.Module):
         return x + self.transform(self.flow(x, time))
 
 
+@dataclass(frozen=True)
+class MSOptions(BackboneOptions):
+    """Options of `ms` (defaults: the paper's 8-frame TSM-R50, BN not frozen, see above)."""
+
+    depth: Literal[18, 50] = 50
+    freeze_bn: bool = False
+    snippet_length: int = 8
+    resize_range: tuple[int, int] = (224, 336)
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.snippet_length < 2:
+            raise ValueError(
+                f"snippet_length must be >= 2 (motion needs a frame pair), "
+                f"got {self.snippet_length}"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        super().__post_init__()
+
+
 class MotionSqueezeNet(Backbone):
     """TSM-ResNet with MotionSqueeze after `layer2`; see the module docstring."""
 
-    def __init__(
-        self,
-        num_classes: int,
-        depth: int = 50,
-        weights: str = "imagenet",
-        freeze_bn: bool = False,
-        snippet_length: int = 8,
-        crop: int = 224,
-        resize_range: Sequence[int] = (224, 336),
-        dropout: float = 0.5,
-    ) -> None:
+    def __init__(self, num_classes: int, options: MSOptions) -> None:
         super().__init__()
-        if depth not in _DEPTHS:
-            raise MotionsegError(f"ms: depth must be one of {_DEPTHS}, got {depth!r}")
-        if not isinstance(snippet_length, int) or snippet_length < 2:
-            raise MotionsegError(
-                f"ms: snippet_length must be an integer >= 2 (motion needs a frame pair), "
-                f"got {snippet_length!r}"
-            )
-        if not 0 <= dropout < 1:
-            raise MotionsegError(f"ms: dropout must be in [0, 1), got {dropout!r}")
-        self.trunk = resnet_trunk(depth, weights)
+        self.trunk = resnet_trunk(options.depth, options.weights)
         self.feature_dim = self.trunk.fc.in_features
         self.trunk.fc = nn.Identity()
         self.motion = MotionSqueeze(self.trunk.layer2[-1].conv1.in_channels)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(options.dropout)
         self.classifier = nn.Linear(self.feature_dim, num_classes)
-        self.freeze_bn = bool(freeze_bn)
-        self.preprocessing = Preprocessing(
-            snippet_length=snippet_length,
-            feature_window=snippet_length,
-            crop=crop,
-            resize_range=check_resize_range("ms", crop, resize_range),
-        )
+        self.freeze_bn = options.freeze_bn
+        self.preprocessing = options.preprocessing(feature_window=options.snippet_length)
 
     def encode_frames(self, frames: torch.Tensor) -> Encoded:
         """The stem of every frame, `[N, 64, H/4, W/4]`: all that does not mix frames."""
@@ -184,19 +174,7 @@ class MotionSqueezeNet(Backbone):
         return self.classifier(self.dropout(features)).mean(dim=1)
 
 
-_OPTIONS = (
-    "depth",
-    "weights",
-    "freeze_bn",
-    "snippet_length",
-    "crop",
-    "resize_range",
-    "dropout",
-)
-
-
 @register_backbone("ms")
-def build_ms(num_classes: int, **options: Any) -> MotionSqueezeNet:
+def build_ms(num_classes: int, options: MSOptions) -> MotionSqueezeNet:
     """MotionSqueeze in TSM-ResNet-50 (seed 001), 8-frame snippets, centre-frame features."""
-    reject_unknown_options("ms", options, _OPTIONS)
-    return MotionSqueezeNet(num_classes, **options)
+    return MotionSqueezeNet(num_classes, options)
