@@ -40,11 +40,15 @@ def make_optimizer(
     lr: float,
     weight_decay: float = 0.0,
     momentum: float = 0.9,
+    nesterov: bool = False,
 ) -> torch.optim.Optimizer:
-    """`sgd` (momentum SGD, the LCDC paper), `adam`, or `rmsprop` with Keras' rho 0.9 and
-    epsilon 1e-8 (the TCN reference code); all with weight decay."""
+    """`sgd` (momentum SGD, the LCDC paper; `nesterov` for MotionSqueeze's recipe), `adam`, or
+    `rmsprop` with Keras' rho 0.9 and epsilon 1e-8 (the TCN reference code); all with weight
+    decay. `nesterov` applies to `sgd` only."""
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+        )
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "rmsprop":

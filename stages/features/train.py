@@ -13,6 +13,10 @@ snippets, cross-entropy. Choices the paper leaves open:
   of the split's *training* videos, whole videos, drawn with the seed; test videos are never
   used. `best.pt` is the epoch with the best validation snippet accuracy (earliest on ties), or
   the last epoch when there is no validation video;
+- other papers' recipes are general options: `nesterov` (Nesterov momentum, SGD only),
+  `grad_clip` (clip the total gradient norm of each step to this value; MotionSqueeze 200,
+  disentangled dynamics 20) and `lr_milestones` (multiply the lr by `lr_decay` after each
+  listed epoch instead of every `lr_decay_every` epochs; MotionSqueeze: 0.1 at 20 and 30);
 - `max_snippets_per_epoch` (for demos) trains on a seeded random subset each epoch and caps
   the validation windows at the same number (evenly spaced, fixed across epochs);
 - disk: each epoch writes `epoch_NNN.pt`; older ones are deleted except the best so far
@@ -69,6 +73,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     lr_decay: float = 0.96
     lr_decay_every: int = 10
+    lr_milestones: tuple[int, ...] | None = None
+    nesterov: bool = False
+    grad_clip: float | None = None
     stride: int = 4
     purity: float | None = None
     val_fraction: float = 0.1
@@ -85,7 +92,26 @@ class TrainConfig:
             raise MotionsegError("training options epochs, batch_size and stride must be >= 1")
         if not 0 <= config.val_fraction < 1:
             raise MotionsegError(f"val_fraction must be in [0, 1), got {config.val_fraction}")
+        if config.nesterov and (config.optimizer != "sgd" or config.momentum <= 0):
+            raise MotionsegError("nesterov needs optimizer sgd with momentum > 0")
+        if config.grad_clip is not None and config.grad_clip <= 0:
+            raise MotionsegError(f"grad_clip must be > 0, got {config.grad_clip}")
+        milestones = config.lr_milestones or ()
+        if any(m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
+            raise MotionsegError(
+                f"lr_milestones must be increasing epochs >= 1, got {list(milestones)}"
+            )
         return config
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        """x `lr_decay` after each of `lr_milestones`, else every `lr_decay_every` epochs."""
+        if self.lr_milestones:
+            return torch.optim.lr_scheduler.MultiStepLR(
+                optimizer, milestones=list(self.lr_milestones), gamma=self.lr_decay
+            )
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=self.lr_decay_every, gamma=self.lr_decay
+        )
 
     def affects_result(self) -> dict[str, Any]:
         """The options a resumed run must share with the run it continues."""
@@ -150,8 +176,10 @@ def run_epoch(
     device: torch.device,
     amp: bool | None,
     optimizer: torch.optim.Optimizer | None = None,
+    grad_clip: float | None = None,
 ) -> tuple[float, float]:
-    """One pass; trains when an optimizer is given. Returns (mean loss, accuracy)."""
+    """One pass; trains when an optimizer is given (clipping the gradient norm to
+    `grad_clip` if set). Returns (mean loss, accuracy)."""
     training = optimizer is not None
     model.train(training)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
@@ -167,6 +195,8 @@ def run_epoch(
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 (loss / len(labels)).backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
             total_loss += float(loss.detach())
             correct += int((logits.argmax(dim=1) == labels).sum())
@@ -218,11 +248,9 @@ def train_backbone(
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(
-        params, config.optimizer, config.lr, config.weight_decay, config.momentum
+        params, config.optimizer, config.lr, config.weight_decay, config.momentum, config.nesterov
     )
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
-    )
+    scheduler = config.scheduler(optimizer)
     identity = {
         "backbone": backbone,
         "num_classes": len(manifest.classes),
@@ -255,7 +283,7 @@ def train_backbone(
         order = order[:cap].tolist()
         lr = optimizer.param_groups[0]["lr"]
         fit_loader = _loader(fit_set, order, config, device)
-        loss, acc = run_epoch(model, fit_loader, device, config.amp, optimizer)
+        loss, acc = run_epoch(model, fit_loader, device, config.amp, optimizer, config.grad_clip)
         val_acc = None
         if len(val_set):
             val_loader = _loader(val_set, list(range(len(val_set))), config, device)
