@@ -99,7 +99,8 @@ def test_dry_run_with_the_slurm_profile(workdir: Path, fake_download: Path) -> N
         str(REPO / "pipeline/profiles/slurm"),
         "results/50salads",
     )
-    assert planned_jobs(proc.stdout)["train_backbone"] == 15
+    backbones = yaml.safe_load((REPO / "pipeline/config/50salads.yaml").read_text())["backbones"]
+    assert planned_jobs(proc.stdout)["train_backbone"] == 5 * len(backbones)
 
 
 def test_missing_download_is_one_clear_message(tmp_path: Path) -> None:
