@@ -21,13 +21,14 @@ Best of `--repeats` timed runs after one warm-up, in inference mode for extracti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 
 import torch
 
 from stages.features.extract import video_features
-from stages.features.registry import build_backbone, list_backbones
+from stages.features.registry import build_backbone, list_backbones, options_class
 
 NUM_CLASSES = 18
 SNIPPET = 16
@@ -89,7 +90,10 @@ def main() -> None:
 
     configs = []
     for name in args.backbones or list_backbones():
-        depths = args.depths or ([18, 50] if name == "resnet" else [None])
+        has_depth = "depth" in {f.name for f in dataclasses.fields(options_class(name))}
+        depths = (
+            (args.depths or ([18, 50] if name == "resnet" else [None])) if has_depth else [None]
+        )
         configs += [(name, {} if depth is None else {"depth": depth}) for depth in depths]
     print(f"CPU, {torch.get_num_threads()} threads, {args.size} px, {NUM_CLASSES} classes")
     print(
