@@ -6,11 +6,13 @@ from the correlation of frame t's features with frame t+1's over a (2r+1) x (2r+
     C[n, i * (2r+1) + j, y, x] = sum_c f1[n, c, y, x] * f2[n, c, y + i - r, x + j - r]
 
 (dy-major layout, zero outside the map). `local_correlation` computes it in pure PyTorch with
-an explicit backward, so that neither pass materialises more than it needs: the forward keeps
-one feature-sized product at a time (for each of the (2r+1)^2 displacements, multiply, sum over
-channels, write one output channel) and autograd saves only the two inputs, instead of the
-(2r+1)^2 x C x H x W patch tensor an `unfold` would build or the (2r+1)^2 saved views of a
-loop under autograd (`benchmarks/bench_correlation.py` measures both at 224 px).
+an explicit backward, so that neither pass materialises more than it needs: for each of the
+2r+1 window rows (dy) one batched matrix product of f1's rows with f2's shifted rows gives all
+2r+1 dx at once (the band of a W x (W+2r) product), so the temporaries stay about the size
+of one input, and autograd saves only the two inputs; an `unfold` would build a
+(2r+1)^2 x C x H x W patch tensor and a loop under autograd would save (2r+1)^2 slices and
+allocate a padded-size gradient for each (`benchmarks/bench_correlation.py` measures the three
+at 224 px).
 
 What is read from the volume differs between the papers, hence two functions:
 
@@ -38,43 +40,61 @@ def l2_normalise(x: torch.Tensor, eps: float = L2_EPS) -> torch.Tensor:
     return x / torch.sqrt(x.pow(2).sum(dim=1, keepdim=True) + eps)
 
 
-def _window_offsets(radius: int) -> list[tuple[int, int]]:
-    """(i, j) = (dy + r, dx + r) of every displacement, dy-major."""
-    size = 2 * radius + 1
-    return [(i, j) for i in range(size) for j in range(size)]
+def _band(products: torch.Tensor, size: int) -> torch.Tensor:
+    """View `[M, W, size]` of the entries [m, x, x + j] of contiguous `[M, W, W + size - 1]`."""
+    rows, width, padded_width = products.shape
+    return products.as_strided((rows, width, size), (width * padded_width, padded_width + 1, 1))
+
+
+def _shifted_rows(padded: torch.Tensor, i: int, height: int) -> torch.Tensor:
+    """Rows y + i of the padded map as `[N*H, C, W + 2r]` (one copy of one input's size)."""
+    rows = padded[:, :, i : i + height, :].permute(0, 2, 1, 3)
+    return rows.reshape(-1, padded.shape[1], padded.shape[3])
 
 
 class _LocalCorrelation(torch.autograd.Function):
+    """Row by row of the window (fixed dy): one batched matrix product of f1's rows `[W, C]`
+    with f2's shifted rows `[C, W + 2r]` holds every dx on the band x' - x = dx + r."""
+
     @staticmethod
     def forward(ctx, f1: torch.Tensor, f2: torch.Tensor, radius: int) -> torch.Tensor:
         ctx.save_for_backward(f1, f2)
         ctx.radius = radius
-        height, width = f1.shape[-2:]
+        batch, channels, height, width = f1.shape
+        size = 2 * radius + 1
         padded = F.pad(f2, (radius, radius, radius, radius))
-        out = f1.new_empty(f1.shape[0], (2 * radius + 1) ** 2, height, width)
-        for k, (i, j) in enumerate(_window_offsets(radius)):
-            out[:, k] = (f1 * padded[:, :, i : i + height, j : j + width]).sum(dim=1)
-        return out
+        rows = f1.permute(0, 2, 3, 1).reshape(batch * height, width, channels)
+        out = f1.new_empty(batch, size, size, height, width)
+        for i in range(size):
+            band = _band(torch.bmm(rows, _shifted_rows(padded, i, height)), size)
+            out[:, i] = band.reshape(batch, height, width, size).permute(0, 3, 1, 2)
+        return out.flatten(1, 2)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         f1, f2 = ctx.saved_tensors
         radius = ctx.radius
-        height, width = f1.shape[-2:]
+        batch, channels, height, width = f1.shape
+        size = 2 * radius + 1
         padded = F.pad(f2, (radius, radius, radius, radius))
-        grad_f1 = torch.zeros_like(f1) if ctx.needs_input_grad[0] else None
-        grad_padded = torch.zeros_like(padded) if ctx.needs_input_grad[1] else None
-        for k, (i, j) in enumerate(_window_offsets(radius)):
-            g = grad[:, k : k + 1]
-            if grad_f1 is not None:
-                grad_f1.addcmul_(g, padded[:, :, i : i + height, j : j + width])
-            if grad_padded is not None:
-                grad_padded[:, :, i : i + height, j : j + width].addcmul_(g, f1)
-        grad_f2 = None
-        if grad_padded is not None:
-            grad_f2 = grad_padded[:, :, radius : radius + height, radius : radius + width]
-        return grad_f1, grad_f2, None
+        rows = f1.permute(0, 2, 3, 1).reshape(batch * height, width, channels)
+        grad_rows = torch.zeros_like(rows)
+        grad_padded = torch.zeros_like(padded)
+        grad = grad.unflatten(1, (size, size))
+        products = rows.new_zeros(batch * height, width, width + 2 * radius)
+        for i in range(size):
+            shifted = _shifted_rows(padded, i, height)
+            _band(products, size).copy_(grad[:, i].permute(0, 2, 3, 1).reshape(-1, width, size))
+            grad_rows.baddbmm_(products, shifted.transpose(1, 2))
+            grad_shifted = torch.bmm(rows.transpose(1, 2), products)  # [N*H, C, W + 2r]
+            grad_padded[:, :, i : i + height, :] += grad_shifted.reshape(
+                batch, height, channels, -1
+            ).permute(0, 2, 1, 3)
+        grad_f1 = grad_rows.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+        grad_f2 = grad_padded[:, :, radius : radius + height, radius : radius + width]
+        needs_f1, needs_f2 = ctx.needs_input_grad[:2]
+        return (grad_f1 if needs_f1 else None), (grad_f2 if needs_f2 else None), None
 
 
 def local_correlation(f1: torch.Tensor, f2: torch.Tensor, radius: int) -> torch.Tensor:
