@@ -101,3 +101,5 @@ def test_bad_options_are_errors():
         build_backbone("dynamics", 3, weights="imagenet")
     with pytest.raises(MotionsegError, match="tau"):
         build_backbone("dynamics", 3, tau=0.0)
+    with pytest.raises(MotionsegError, match="batch_size >= 2"):
+        build_backbone("dynamics", 3, **SMALL).train()(torch.randn(1, 4, 3, 32, 32))

@@ -179,10 +179,24 @@ class DisentangledDynamics(Backbone):
         x = static.flatten(0, 1)
         x, frames = temporal_max_pool(x, time)
         x, frames = temporal_max_pool(self.static.stage3(x), frames)
+        if self.training:
+            self._check_batchnorm_values(batch, frames, *x.shape[2:])
         x, frames = temporal_max_pool(self.static.stage4(x), frames)
         static_feature = global_pool(self.static.stage5(x)).unflatten(0, (batch, frames))
         parts = (static_feature, motion[:, :-1], change[:, :-1])
         return torch.cat([part.mean(dim=1) for part in parts], dim=1)
+
+    def _check_batchnorm_values(self, batch: int, frames: int, height: int, width: int) -> None:
+        """In training, BatchNorm needs > 1 value per channel; the static branch's last maps
+        (inception_4e's output and stage 5: one more halving in space and time) are the
+        smallest. Small crops with one snippet per batch fail there: say so in one line."""
+        values = batch * ((frames + 1) // 2) * ((height + 1) // 2) * ((width + 1) // 2)
+        if values < 2:
+            raise MotionsegError(
+                f"dynamics: {batch} snippet(s) of {self.preprocessing.snippet_length} frames at "
+                f"crop {self.preprocessing.crop} leave BatchNorm a single value per channel in "
+                "inception_4e/5; train with batch_size >= 2, more frames or a larger crop"
+            )
 
     def forward(self, snippets: torch.Tensor) -> torch.Tensor:
         """Average of the three branch classifiers' logits."""
