@@ -67,6 +67,16 @@ def test_shapes_and_averaged_branch_predictions():
     torch.testing.assert_close(logits, expected)
 
 
+def test_width_scales_every_branch_and_keeps_the_layout():
+    torch.manual_seed(3)
+    model = build_backbone("dynamics", 2, **SMALL, width=8).eval()
+    assert model.feature_dim == 3 * 128  # 1024 / 8 per branch
+    assert count(model.conv1) == 3 * 49 * 8 + 8 + 2 * 8
+    assert count(model) < 30_848_214 / 40
+    with torch.no_grad():
+        assert model(torch.randn(2, 4, 3, 32, 32)).shape == (2, 2)
+
+
 def test_pair_encoding_pairs_each_frame_with_the_next_one():
     torch.manual_seed(1)
     model = build_backbone("dynamics", 3, **SMALL).eval()

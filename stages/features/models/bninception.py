@@ -10,7 +10,8 @@ The network is split where the disentangled-dynamics model (seed 004) needs it:
 
 Parameters (random init, without fc): 10,270,240, of which conv1 + BN 9,600 and the trunk
 10,260,640. No pretrained weights are available in this workplace; `weights` may name a local
-state dict with these module names.
+state dict with these module names. `scale` (not in any paper; CPU demos and tests) multiplies
+every layer's width (rounded, at least 1); 1 is the published network.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import torch
 from torch import nn
 
 CONV1_CHANNELS = 64
-FEATURE_DIM = 1024
 
 
 class ConvUnit(nn.Sequential):
@@ -71,21 +71,27 @@ STAGES = {
 }
 
 
+def scaled(channels: int, scale: float) -> int:
+    """A layer width times `scale`, rounded, at least 1 (0 stays 0: an absent branch)."""
+    return max(1, round(channels * scale)) if channels else 0
+
+
 class Inception(nn.Module):
     """Branches 1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | pool (-> 1x1), concatenated."""
 
-    def __init__(self, spec: InceptionSpec) -> None:
+    def __init__(self, spec: InceptionSpec, in_channels: int, scale: float = 1.0) -> None:
         super().__init__()
         s = spec.stride
-        self.branch1x1 = ConvUnit(spec.in_channels, spec.conv1x1, 1) if spec.conv1x1 else None
+        w = {name: scaled(getattr(spec, name), scale) for name in InceptionSpec._fields[1:6]}
+        self.branch1x1 = ConvUnit(in_channels, w["conv1x1"], 1) if w["conv1x1"] else None
         self.branch3x3 = nn.Sequential(
-            ConvUnit(spec.in_channels, spec.reduce3x3, 1),
-            ConvUnit(spec.reduce3x3, spec.conv3x3, 3, stride=s, padding=1),
+            ConvUnit(in_channels, w["reduce3x3"], 1),
+            ConvUnit(w["reduce3x3"], w["conv3x3"], 3, stride=s, padding=1),
         )
         self.branch_double = nn.Sequential(
-            ConvUnit(spec.in_channels, spec.reduce_double, 1),
-            ConvUnit(spec.reduce_double, spec.conv_double, 3, padding=1),
-            ConvUnit(spec.conv_double, spec.conv_double, 3, stride=s, padding=1),
+            ConvUnit(in_channels, w["reduce_double"], 1),
+            ConvUnit(w["reduce_double"], w["conv_double"], 3, padding=1),
+            ConvUnit(w["conv_double"], w["conv_double"], 3, stride=s, padding=1),
         )
         if spec.pool == "avg":
             pool: nn.Module = nn.AvgPool2d(3, stride=1, padding=1, ceil_mode=True)
@@ -93,10 +99,11 @@ class Inception(nn.Module):
             pool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         else:
             pool = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
-        proj = [ConvUnit(spec.in_channels, spec.pool_proj, 1)] if spec.pool_proj else []
+        proj_width = scaled(spec.pool_proj, scale)
+        proj = [ConvUnit(in_channels, proj_width, 1)] if proj_width else []
         self.branch_pool = nn.Sequential(pool, *proj)
         self.out_channels = (
-            spec.conv1x1 + spec.conv3x3 + spec.conv_double + (spec.pool_proj or spec.in_channels)
+            w["conv1x1"] + w["conv3x3"] + w["conv_double"] + (proj_width or in_channels)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,24 +113,32 @@ class Inception(nn.Module):
         return torch.cat(branches, dim=1)
 
 
-def conv1_unit() -> ConvUnit:
+def conv1_unit(scale: float = 1.0) -> ConvUnit:
     """`conv1_7x7_s2`: 3 -> 64, 7x7, stride 2, padding 3, with BN and ReLU."""
-    return ConvUnit(3, CONV1_CHANNELS, 7, stride=2, padding=3)
+    return ConvUnit(3, scaled(CONV1_CHANNELS, scale), 7, stride=2, padding=3)
 
 
 class BNInceptionTrunk(nn.Module):
-    """`pool1` ... `inception_5b`: a 64-channel map at conv1 resolution -> 1024 x H/16 x W/16."""
+    """`pool1` ... `inception_5b`: a 64-channel map at conv1 resolution -> 1024 x H/16 x W/16
+    (widths times `scale`; `out_channels` is the final width)."""
 
-    def __init__(self, in_channels: int = CONV1_CHANNELS) -> None:
+    def __init__(self, scale: float = 1.0) -> None:
         super().__init__()
+        conv1, reduce, conv2 = (scaled(c, scale) for c in (CONV1_CHANNELS, 64, 192))
         self.stage2 = nn.Sequential(
             nn.MaxPool2d(3, stride=2, ceil_mode=True),
-            ConvUnit(in_channels, 64, 1),
-            ConvUnit(64, 192, 3, padding=1),
+            ConvUnit(conv1, reduce, 1),
+            ConvUnit(reduce, conv2, 3, padding=1),
             nn.MaxPool2d(3, stride=2, ceil_mode=True),
         )
+        width = conv2
         for stage, names in STAGES.items():
-            self.add_module(stage, nn.Sequential(*(Inception(SPECS[n]) for n in names)))
+            modules = []
+            for name in names:
+                modules.append(Inception(SPECS[name], width, scale))
+                width = modules[-1].out_channels
+            self.add_module(stage, nn.Sequential(*modules))
+        self.out_channels = width
 
     def stages(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
         return self.stage2, self.stage3, self.stage4, self.stage5

@@ -55,10 +55,10 @@ from stages.common.errors import MotionsegError
 from stages.features.base import Backbone, Encoded, SnippetOptions
 from stages.features.models.bninception import (
     CONV1_CHANNELS,
-    FEATURE_DIM,
     BNInceptionTrunk,
     ConvUnit,
     conv1_unit,
+    scaled,
 )
 from stages.features.models.correlation import (
     backward_warp,
@@ -92,7 +92,9 @@ def global_pool(x: torch.Tensor) -> torch.Tensor:
 class DynamicsOptions(SnippetOptions):
     """Options of `dynamics`: no ResNet depth; window `radius`, softmax `tau` and `dropout`
     are the choices listed above. `weights` is `none` or a local state dict of this model;
-    `freeze_bn` keeps every BatchNorm layer in eval mode (TSN's partial BN is not offered)."""
+    `freeze_bn` keeps every BatchNorm layer in eval mode (TSN's partial BN is not offered).
+    `width` is conv1's channels (64 in the paper); every BN-Inception width scales with it
+    (not in the paper: CPU demos and tests)."""
 
     weights: str = "none"
     freeze_bn: bool = False
@@ -101,8 +103,11 @@ class DynamicsOptions(SnippetOptions):
     radius: int = 7
     tau: float = 0.1
     dropout: float = 0.8
+    width: int = CONV1_CHANNELS
 
     def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
         if self.snippet_length < 2:
             raise ValueError(
                 f"snippet_length must be >= 2 (motion needs a frame pair), "
@@ -130,14 +135,16 @@ class DisentangledDynamics(Backbone):
     def __init__(self, num_classes: int, options: DynamicsOptions) -> None:
         super().__init__()
         self.radius, self.tau = options.radius, float(options.tau)
-        self.conv1 = conv1_unit()
-        self.static = BNInceptionTrunk()
-        self.motion_entry = ConvUnit(2, CONV1_CHANNELS, 3, padding=1)
-        self.motion = BNInceptionTrunk()
-        self.change = BNInceptionTrunk()
+        scale = options.width / CONV1_CHANNELS
+        self.conv1 = conv1_unit(scale)
+        self.static = BNInceptionTrunk(scale)
+        self.motion_entry = ConvUnit(2, scaled(CONV1_CHANNELS, scale), 3, padding=1)
+        self.motion = BNInceptionTrunk(scale)
+        self.change = BNInceptionTrunk(scale)
+        self.branch_dim = self.static.out_channels  # 1024 at width 64
         self.dropout = nn.Dropout(options.dropout)
-        self.heads = nn.ModuleList(nn.Linear(FEATURE_DIM, num_classes) for _ in BRANCHES)
-        self.feature_dim = FEATURE_DIM * len(BRANCHES)
+        self.heads = nn.ModuleList(nn.Linear(self.branch_dim, num_classes) for _ in BRANCHES)
+        self.feature_dim = self.branch_dim * len(BRANCHES)
         self.freeze_bn = options.freeze_bn
         self.preprocessing = options.preprocessing(feature_window=options.snippet_length)
         if options.weights not in ("none", ""):
@@ -200,7 +207,7 @@ class DisentangledDynamics(Backbone):
 
     def forward(self, snippets: torch.Tensor) -> torch.Tensor:
         """Average of the three branch classifiers' logits."""
-        parts = self.forward_features(snippets).split(FEATURE_DIM, dim=1)
+        parts = self.forward_features(snippets).split(self.branch_dim, dim=1)
         logits = [head(self.dropout(part)) for head, part in zip(self.heads, parts, strict=True)]
         return torch.stack(logits).mean(dim=0)
 
