@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_features_correlation import translated
 
 from stages.common.errors import MotionsegError
 from stages.features.extract import video_features, window_indices
+from stages.features.models.ms import MotionSqueeze
 from stages.features.models.tsm import temporal_shift
 from stages.features.registry import build_backbone
 
@@ -44,6 +46,17 @@ def test_temporal_shift_moves_a_one_hot_channel_by_exactly_one_frame():
     x = torch.zeros(time, channels, 1, 1)
     x[0, 0] = x[time - 1, 2] = 1.0  # shifted past the snippet's ends: gone, zeros come in
     assert temporal_shift(x, time).abs().sum() == 0
+
+
+def test_motion_squeeze_reads_frame_t_towards_t_plus_1_and_repeats_the_last_pair():
+    torch.manual_seed(4)
+    module = MotionSqueeze(32).eval()
+    first = torch.randn(1, 32, 24, 24)
+    x = torch.cat([first, translated(first, 2, -3)])  # one snippet of 2 frames
+    with torch.no_grad():
+        flow = module.flow(x, time=2)[:, :, 7:-7, 7:-7]
+    expected = torch.tensor([-3 / 7, 2 / 7, 1.0]).view(1, 3, 1, 1).expand(2, 3, 10, 10)
+    torch.testing.assert_close(flow, expected, atol=1e-3, rtol=0)
 
 
 def test_shapes_and_centre_frame_feature():
