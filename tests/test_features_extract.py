@@ -12,6 +12,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from stages.cli import app
+from stages.common.outputs import FRAME_STORE
 from stages.common.stores import open_store, write_store
 from stages.features import extract
 from stages.features.checkpoint import save_checkpoint
@@ -33,6 +34,7 @@ def write_frames(path: Path, num_frames: int = NUM_FRAMES, seed: int = 1) -> np.
             "frame_index": (index, ("time",), (64,)),
         },
         {"source_fps": 30.0, "fps": 10.0, "frame_indices": index.tolist(), "size": 20},
+        FRAME_STORE,
     )
     return frames
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from stages.cli import app
 from stages.common.manifest import load_manifest
+from stages.common.outputs import FEATURE_STORE
 from stages.common.stores import write_store
 from stages.heads.data import nearest_rows
 from stages.heads.predict import load_model
@@ -72,6 +73,7 @@ def _write_features(path: Path, features: np.ndarray, frames: np.ndarray) -> Non
             "frame_index": (frames.astype(np.int64), ("time",), (64,)),
         },
         {"frame_indices": frames.tolist(), "feature_dim": features.shape[1]},
+        FEATURE_STORE,
     )
 
 

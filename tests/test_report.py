@@ -83,7 +83,7 @@ def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path)
     result = runner.invoke(app, ["report", str(tree), str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "index.html", "metrics.csv", "plots", "table.csv", "table.md",
+        "index.html", "metrics.csv", "plots", "report.json", "table.csv", "table.md",
     ]  # fmt: skip
     assert not list(tmp_path.glob(".report*")), "temporary folder left behind"
 
@@ -177,7 +177,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_report(tree: Path, tmp_path: 
     assert (out / "notes.txt").read_text() == "keep me"
     result = runner.invoke(app, ["report", str(tree), str(tree.parent)])
     assert result.exit_code == 1
-    assert "replace the predictions" in result.output
+    assert "holds an input" in result.output
 
 
 def test_runs_covering_different_splits_are_an_error(tree: Path, tmp_path: Path):

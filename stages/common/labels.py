@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.atomic import write_text
+from stages.common.atomic import OutputKind, write_text
 from stages.common.errors import input_error
 
 
@@ -76,8 +76,9 @@ class ClassList:
             raise input_error(path, f"background class(es) {missing} not in the class list")
         return classes
 
-    def write(self, path: str | Path) -> None:
-        write_text(path, "".join(f"{i} {n}\n" for i, n in enumerate(self.names)))
+    def write(self, path: str | Path, kind: OutputKind) -> None:
+        """Write `index name` lines; `path` may replace only an output of `kind`."""
+        write_text(path, "".join(f"{i} {n}\n" for i, n in enumerate(self.names)), kind)
 
 
 def read_label_file(path: str | Path, classes: ClassList | None = None) -> np.ndarray:
@@ -117,7 +118,9 @@ def read_label_file(path: str | Path, classes: ClassList | None = None) -> np.nd
 
 def write_label_file(path: str | Path, labels: Sequence[str]) -> None:
     """Write one label per line, atomically (a killed job leaves no half-written file)."""
-    write_text(path, "".join(f"{label}\n" for label in labels))
+    from stages.common.outputs import LABEL_FILE
+
+    write_text(path, "".join(f"{label}\n" for label in labels), LABEL_FILE)
 
 
 @dataclass(frozen=True)

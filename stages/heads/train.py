@@ -18,10 +18,12 @@ from typing import Any
 
 import torch
 
-from stages.common.atomic import atomic_path
+from stages import __version__
+from stages.common.atomic import VERSION_KEY, atomic_path, check_destination
 from stages.common.errors import MotionsegError
 from stages.common.labels import ClassList
 from stages.common.manifest import Manifest
+from stages.common.outputs import HEAD_RUN
 from stages.common.seeding import seed_everything
 from stages.heads.base import IGNORE_INDEX, SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos
@@ -174,6 +176,7 @@ def train_run(
     RUN_DIR gets `model.pt`, `pred/`, `gt/`, `native/pred/`, `native/gt/` and `run.json`;
     returns what `run.json` holds.
     """
+    check_destination(out, HEAD_RUN, inputs=(features_dir,))
     settings = TrainSettings.resolve(head_name, train_overrides)
     train_ids, test_ids = manifest.train_ids(split), manifest.test_ids(split)
     if not train_ids or not test_ids:
@@ -212,8 +215,9 @@ def train_run(
         "train_seconds": log.unsupervised_fit_seconds + sum(log.seconds_per_epoch),
         "train_loss": log.losses,
         "final_train_loss": log.losses[-1],
+        VERSION_KEY: __version__,
     }
-    with atomic_path(out) as tmp:
+    with atomic_path(out, HEAD_RUN, inputs=(features_dir,)) as tmp:
         tmp.mkdir(parents=True)
         predict_into(head, test_videos, manifest.classes, tmp)
         save_model(tmp / "model.pt", head.cpu(), _model_meta(info, manifest.classes))
