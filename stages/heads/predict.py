@@ -24,7 +24,8 @@ from stages.common.manifest import Manifest
 from stages.common.torch_files import load_torch_file
 from stages.heads.base import SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos, nearest_rows
-from stages.heads.registry import build_head
+from stages.heads.options import check_head_options
+from stages.heads.registry import HEADS, build_head
 
 PREDICTIONS_MARKER = "predictions.json"  # stages.common.outputs.PREDICTIONS
 MODEL_KEYS = ("head", "in_features", "classes", "options", "train", "state_dict")
@@ -34,6 +35,7 @@ def make_head(
     name: str, in_features: int, num_classes: int, options: Mapping[str, Any]
 ) -> SegmentationHead:
     """Build a head from user options; a bad option is a user error naming the head."""
+    check_head_options(name, HEADS.get(name), options)
     try:
         return build_head(name, in_features, num_classes, **dict(options))
     except (TypeError, ValueError) as err:
@@ -58,7 +60,12 @@ def load_model(path: str | Path) -> tuple[SegmentationHead, dict[str, Any]]:
     if missing:
         raise input_error(path, f"not a heads model file (missing {missing})")
     head = make_head(saved["head"], saved["in_features"], len(saved["classes"]), saved["options"])
-    head.load_state_dict(saved["state_dict"])
+    try:
+        head.load_state_dict(saved["state_dict"])
+    except RuntimeError as err:  # torch: a heading line, then one line per mismatch
+        lines = str(err).strip().splitlines()
+        problem = lines[min(1, len(lines) - 1)].strip()
+        raise input_error(path, f"weights do not fit a {saved['head']!r} head: {problem}") from None
     head.eval()
     return head, saved
 

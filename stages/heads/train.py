@@ -147,6 +147,12 @@ def fit_head(
             batch = [videos[i] for i in order[b : b + settings.batch_size]]
             x, mask, target = (t.to(device) for t in pad_batch(batch))
             loss = head.loss(x, mask, target)
+            if not torch.isfinite(loss):
+                raise MotionsegError(
+                    f"{type(head).__name__}: training loss became {loss.item()} in epoch "
+                    f"{epoch + 1} (videos {[v.video_id for v in batch]}); features too large "
+                    "or learning rate too high? No run folder written"
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
