@@ -123,9 +123,13 @@ def read_tsv(path: Path, required: list[str]) -> pd.DataFrame:
     if not path.is_file():
         raise input_error(path, "file not found")
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+        df = pd.read_csv(
+            path, sep="\t", dtype=str, keep_default_na=False, comment="#", encoding="utf-8-sig"
+        )
+    except pd.errors.EmptyDataError:
+        raise input_error(path, f"empty table: expected a header with {required}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise input_error(path, f"not a readable TSV ({err})") from None
+        raise input_error(path, f"not a readable UTF-8 TSV ({err})") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise input_error(path, f"missing column(s) {missing}; has {list(df.columns)}")

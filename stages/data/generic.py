@@ -216,6 +216,12 @@ def _segment_header(path: Path) -> str | None:
         cells = [c.strip().lower() for c in first.split(sep if sep != " " else None)]
         if set(SEGMENT_COLUMNS) <= set(cells):
             return sep
+        if {"start", "end"} <= set(cells):
+            raise input_error(
+                path,
+                f"the header {first.strip()!r} names start and end but no 'label' column; a "
+                f"segment table needs the columns {', '.join(SEGMENT_COLUMNS)}",
+            )
     return None
 
 

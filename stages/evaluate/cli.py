@@ -69,8 +69,9 @@ def evaluate(
     inputs = (gt, pred, *([classes] if classes else []))
     if json_out not in (None, "-"):
         check_destination(json_out, EVALUATION_JSON, inputs)
+    warn = (lambda line: typer.echo(f"warning: {line}", err=True)) if background else None
     background = list(background or DEFAULT_BACKGROUND)
-    scores = score_folders(gt, pred, background, _classes(classes, background))
+    scores = score_folders(gt, pred, background, _classes(classes, background), warn=warn)
     result = {
         **combine(list(scores.values()), convention),
         "videos": len(scores),
