@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -178,6 +179,24 @@ def test_refuses_to_replace_a_folder_that_is_not_a_report(tree: Path, tmp_path: 
     result = runner.invoke(app, ["report", str(tree), str(tree.parent)])
     assert result.exit_code == 1
     assert "holds an input" in result.output
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+def test_never_replaces_what_it_did_not_write(tree: Path, tmp_path: Path, variant, monkeypatch):
+    out = hostile_output(variant, tmp_path, tree, monkeypatch)
+    before = tree_snapshot(tmp_path)
+    result = runner.invoke(app, ["report", str(tree), out])
+    assert result.exit_code == 1 and "refusing to replace" in result.output, result.output
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_a_folder_of_metrics_without_the_marker_is_not_a_report(tree: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert runner.invoke(app, ["report", str(tree), str(out)]).exit_code == 0
+    assert json.loads((out / "report.json").read_text())["runs"] > 0
+    (out / "report.json").unlink()  # metrics.csv alone no longer proves anything
+    result = runner.invoke(app, ["report", str(tree), str(out)])
+    assert result.exit_code == 1 and "not a report folder this project wrote" in result.output
 
 
 def test_runs_covering_different_splits_are_an_error(tree: Path, tmp_path: Path):

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import zarr
 
+from stages.common.atomic import check_destination
 from stages.common.errors import MotionsegError, input_error
 from stages.common.outputs import FEATURE_STORE
 from stages.common.stores import first_non_finite_row, open_store, write_store
@@ -161,6 +162,8 @@ def extract_features(
     `.zarr`. The store appears only once complete.
     """
     frames_path = Path(frames_path)
+    source = checkpoint.checkpoint_path if isinstance(checkpoint, LoadedBackbone) else checkpoint
+    check_destination(out_path, FEATURE_STORE, inputs=(frames_path, source))
     if batch_size < 1:
         raise MotionsegError(f"batch size must be >= 1, got {batch_size}")
     loaded = (
