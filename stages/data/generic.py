@@ -37,7 +37,13 @@ import yaml
 
 from stages.common.atomic import check_destination, write_text
 from stages.common.errors import MotionsegError, input_error
-from stages.common.labels import ClassList, frames_from_segments, read_label_file, write_label_file
+from stages.common.labels import (
+    ClassList,
+    frames_from_segments,
+    read_label_file,
+    read_text,
+    write_label_file,
+)
 from stages.common.manifest import read_tsv
 from stages.common.outputs import MANIFEST, MANIFEST_PART
 from stages.decode.video import VideoInfo, probe_video
@@ -210,8 +216,7 @@ def _segment_header(path: Path) -> str | None:
     """The delimiter of a segment table ('\\t', ',' or None for spaces); None if per-frame."""
     if path.suffix == ".npy" or not path.is_file():
         return None
-    with path.open(encoding="utf-8-sig") as handle:
-        first = next((line for line in handle if line.strip()), "")
+    first = next((line for line in read_text(path).splitlines() if line.strip()), "")
     for sep in ("\t", ",", " "):
         cells = [c.strip().lower() for c in first.split(sep if sep != " " else None)]
         if set(SEGMENT_COLUMNS) <= set(cells):
