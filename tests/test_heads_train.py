@@ -210,7 +210,7 @@ def test_missing_store_and_bad_options_are_one_line_errors(dataset):
     assert result.exit_code == 1 and "epochs must be a positive integer" in result.output
     bad[bad.index("--train") + 1] = '{"lr": "fast"}'
     result = runner.invoke(app, bad)
-    assert result.exit_code == 1 and "lr must be a positive number" in result.output
+    assert result.exit_code == 1 and "option 'lr' must be float" in result.output
     bad[bad.index("--train") + 1] = "{epochs: 3"
     result = runner.invoke(app, bad)
     assert result.exit_code == 1 and "not valid JSON" in result.output
@@ -318,12 +318,13 @@ def test_a_non_finite_training_loss_stops_the_run_without_a_run_folder(dataset, 
     [
         ("ed-tcn", {"filter_length": -5}, "filter_length must be a positive integer, got -5"),
         ("st-cnn", {"filter_length": 0}, "filter_length must be a positive integer, got 0"),
-        ("ed-tcn", {"filters": [16, -1]}, "filters entry must be a positive integer"),
+        ("ed-tcn", {"filters": [16, -1]}, "filters entries must be positive integers"),
         ("kmeans-mlp", {"clusters": 0}, "clusters must be a positive integer, got 0"),
-        ("kmeans-mlp", {"clusters": 2.5}, "clusters must be a positive integer"),
+        ("kmeans-mlp", {"clusters": 2.5}, "option 'clusters' must be int"),
         ("ms-tcn", {"dropout": 1.0}, "dropout must be in [0, 1)"),
         ("ms-tcn", {"tau": 0}, "tau must be > 0"),
-        ("dilated-tcn", {"layers": True}, "layers must be a positive integer"),
+        ("dilated-tcn", {"layers": True}, "option 'layers' must be int"),
+        ("kmeans-mlp", {"temperature": float("nan")}, "temperature must be a finite number"),
     ],
 )
 def test_out_of_range_head_options_are_one_line(dataset, head, options, message):

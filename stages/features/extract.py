@@ -40,11 +40,11 @@ import zarr
 from stages.common.atomic import check_destination
 from stages.common.errors import MotionsegError, input_error
 from stages.common.outputs import FEATURE_STORE
+from stages.common.runtime import autocast, resolve_device
 from stages.common.stores import first_non_finite_row, open_store, write_store
 from stages.features.base import Backbone, Encoded
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
 from stages.features.snippets import FRAME_ARRAYS, eval_transform
-from stages.features.train import autocast, resolve_device
 
 PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer

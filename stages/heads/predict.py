@@ -24,8 +24,7 @@ from stages.common.manifest import Manifest
 from stages.common.torch_files import load_torch_file
 from stages.heads.base import SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos, nearest_rows
-from stages.heads.options import check_head_options
-from stages.heads.registry import HEADS, build_head
+from stages.heads.registry import build_head
 
 PREDICTIONS_MARKER = "predictions.json"  # stages.common.outputs.PREDICTIONS
 MODEL_KEYS = ("head", "in_features", "classes", "options", "train", "state_dict")
@@ -35,7 +34,6 @@ def make_head(
     name: str, in_features: int, num_classes: int, options: Mapping[str, Any]
 ) -> SegmentationHead:
     """Build a head from user options; a bad option is a user error naming the head."""
-    check_head_options(name, HEADS.get(name), options)
     try:
         return build_head(name, in_features, num_classes, **dict(options))
     except (TypeError, ValueError) as err:
