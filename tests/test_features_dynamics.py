@@ -113,3 +113,12 @@ def test_bad_options_are_errors():
         build_backbone("dynamics", 3, tau=0.0)
     with pytest.raises(MotionsegError, match="batch_size >= 2"):
         build_backbone("dynamics", 3, **SMALL).train()(torch.randn(1, 4, 3, 32, 32))
+
+
+def test_freeze_bn_keeps_every_branch_statistics():
+    model = build_backbone("dynamics", 2, **SMALL, width=8, freeze_bn=True).train()
+    before = {n: b.clone() for n, b in model.named_buffers() if n.endswith("running_mean")}
+    model(torch.randn(2, 4, 3, 32, 32))
+    after = dict(model.named_buffers())
+    assert all(torch.equal(after[n], b) for n, b in before.items())
+    assert model.dropout.training  # only BatchNorm is held in eval mode
