@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_manifest
+from conftest import REFERENCE, copy_manifest
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -16,7 +16,8 @@ from stages.common.manifest import load_manifest
 from stages.data.salads import LabelMap, import_50salads, read_annotation, read_timestamps
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data_manifests" / "50salads"
-REAL = Path("/work/shared/reference/50salads")
+REAL = REFERENCE / "50salads"
+needs_real = pytest.mark.reference("50salads")
 runner = CliRunner()
 
 SPLIT_1 = ["06-1", "06-2", "03-1", "03-2", "22-1", "22-2", "19-1", "19-2", "14-1", "14-2"]
@@ -164,14 +165,13 @@ def test_extra_annotations_are_converted_but_not_in_manifest(tmp_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def real_import(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    if not REAL.is_dir():
-        pytest.skip("real 50 Salads annotations not available")
     out = tmp_path_factory.mktemp("salads")
     result = runner.invoke(app, ["data", "import", "50salads", str(REAL), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out, result.output
 
 
+@needs_real
 def test_real_annotations_convert(real_import: tuple[Path, str]) -> None:
     out, output = real_import
     manifest = load_manifest(MANIFEST, out, "mid")
@@ -188,6 +188,7 @@ def test_real_annotations_convert(real_import: tuple[Path, str]) -> None:
     assert seen == set(manifest.classes.names)
 
 
+@needs_real
 def test_real_eval_labels_are_the_mapped_mid_labels(real_import: tuple[Path, str]) -> None:
     out, _ = real_import
     mid = load_manifest(MANIFEST, out, "mid")
@@ -198,9 +199,8 @@ def test_real_eval_labels_are_the_mapped_mid_labels(real_import: tuple[Path, str
         assert list(e) == [eval_of(x) for x in m]
 
 
+@needs_real
 def test_extra_real_annotations_use_known_labels() -> None:
-    if not REAL.is_dir():
-        pytest.skip("real 50 Salads annotations not available")
     lm = LabelMap.read(MANIFEST / "label_map.tsv")
     classes = ClassList.read(MANIFEST / "classes_mid.txt")
     for vid in ("08-1", "08-2", "12-1", "12-2"):

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import REAL_CLIP
+from conftest import REAL_CLIP, REFERENCE
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -252,7 +252,7 @@ def test_cli_decodes(synthetic_video, tmp_path: Path) -> None:
 
 # --- the real clip ---------------------------------------------------------------------------
 
-needs_clip = pytest.mark.skipif(not REAL_CLIP.exists(), reason=f"{REAL_CLIP} not available")
+needs_clip = pytest.mark.reference(*REAL_CLIP.relative_to(REFERENCE).parts)
 
 
 @needs_clip
