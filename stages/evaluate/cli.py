@@ -87,7 +87,7 @@ def evaluate(
 
 def report(
     predictions_dir: Annotated[
-        Path, typer.Argument(help="Tree of {backbone}/{head}/split{k}/run{r}/ folders.")
+        Path, typer.Argument(help="Tree of {backbone}/{head}/split{split}/run{r}/ folders.")
     ],
     out_dir: Annotated[Path, typer.Argument(help="Report folder (replaced as a whole).")],
     background: BackgroundOption = None,
