@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+from conftest import REFERENCE_ENV, reference_dir, require_reference
 from test_workflow import REPO, SNAKEMAKE
 from typer.testing import CliRunner
 
@@ -68,3 +70,14 @@ def test_snakefile_refuses_when_stages_is_another_checkout(tmp_path: Path) -> No
     assert f"this workflow is {clone}, but the installed motionseg is the code in {REPO}" in (
         proc.stdout + proc.stderr
     )
+
+
+def test_missing_reference_data_skips_locally_and_fails_in_ci(tmp_path: Path) -> None:
+    env = {REFERENCE_ENV: str(tmp_path)}
+    with pytest.raises(pytest.skip.Exception, match="absent"):
+        require_reference(["50salads"], env)
+    with pytest.raises(pytest.fail.Exception, match="CI=true requires it"):
+        require_reference(["50salads"], {**env, "CI": "true"})
+    (tmp_path / "50salads").mkdir()
+    require_reference(["50salads"], {**env, "CI": "true"})
+    assert reference_dir({}) == REPO.parent / "shared" / "reference"
