@@ -265,3 +265,13 @@ def test_splits_with_any_name_are_reported(tree: Path, tmp_path: Path):
         run_dir = tree / row.backbone / row.head / f"split{row.split}" / f"run{row.run}"
         assert row.acc == pytest.approx(_acc(run_dir))
     assert (pd.read_csv(out / "table.csv")["splits"] == 2).all()
+
+
+def test_report_says_which_span_was_scored(tree: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert runner.invoke(app, ["report", str(tree), str(out), "--span", "annotated"]).exit_code == 0
+    assert "from its first to its last annotated" in (out / "table.md").read_text()
+    assert "from its first to its last annotated" in (out / "index.html").read_text()
+    whole = tmp_path / "whole"
+    assert runner.invoke(app, ["report", str(tree), str(whole)]).exit_code == 0
+    assert "Every frame of each video is scored." in (whole / "table.md").read_text()

@@ -13,6 +13,7 @@ rule report:
             f"--background {b}" for b in manifest(w.dataset).classes.background
         ),
         rate=lambda w: cfg(w.dataset).get("evaluate", {}).get("rate", "feature"),
+        span=lambda w: cfg(w.dataset).get("evaluate", {}).get("span", "video"),
         runs=lambda w, input: " ".join(f"--run {r}" for r in input),
     resources:
         mem_mb=8000,
@@ -23,5 +24,5 @@ rule report:
         CONDA_ENV
     shell:
         "motionseg report {params.predictions} {output} "
-        "--classes {params.classes} {params.background} --rate {params.rate} "
+        "--classes {params.classes} {params.background} --rate {params.rate} --span {params.span} "
         "--dataset {wildcards.dataset} {params.runs} &> {log}"

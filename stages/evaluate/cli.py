@@ -32,6 +32,16 @@ ClassesOption = Annotated[
 ]
 
 
+SpanOption = Annotated[
+    Literal["video", "annotated"],
+    typer.Option(
+        help="Frames scored: every frame (video), or each video from its first to its last "
+        "non-background ground-truth frame (annotated: the span of the TCN authors' 50 Salads "
+        "labels, needed to compare with their Table 1)."
+    ),
+]
+
+
 def _classes(path: Path | None, background: list[str]) -> ClassList | None:
     from stages.common.labels import ClassList
 
@@ -58,6 +68,7 @@ def evaluate(
         ),
     ] = None,
     classes: ClassesOption = None,
+    span: SpanOption = "video",
 ) -> None:
     """Frame accuracy, segmental edit score and F1@{10,25,50} of a folder of predictions."""
     from stages.common.atomic import write_text
@@ -65,11 +76,12 @@ def evaluate(
     from stages.evaluate.metrics import DEFAULT_BACKGROUND, combine
 
     background = list(background or DEFAULT_BACKGROUND)
-    scores = score_folders(gt, pred, background, _classes(classes, background))
+    scores = score_folders(gt, pred, background, _classes(classes, background), span=span)
     result = {
         **combine(list(scores.values()), convention),
         "videos": len(scores),
         "convention": convention,
+        "span": span,
     }
     text = json.dumps(result, indent=2) + "\n"
     if json_out == "-":
@@ -78,10 +90,11 @@ def evaluate(
     if json_out is not None:
         write_text(json_out, text)
     typer.echo(
-        f"{len(scores)} videos, {convention} convention, background: {', '.join(background)}"
+        f"{len(scores)} videos, {convention} convention, {span} span, "
+        f"background: {', '.join(background)}"
     )
     for key, value in result.items():
-        if key not in ("videos", "convention"):
+        if key not in ("videos", "convention", "span"):
             typer.echo(f"  {key:<6} {value:6.2f}")
 
 
@@ -106,6 +119,7 @@ def report(
         list[Path] | None,
         typer.Option(help="Only these run folders (repeatable); default: every run found."),
     ] = None,
+    span: SpanOption = "video",
 ) -> None:
     """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML."""
     from stages.evaluate.metrics import DEFAULT_BACKGROUND
@@ -121,5 +135,6 @@ def report(
         rate,
         plot_run,
         only=run,
+        span=span,
     )
     typer.echo(f"{out_dir}: {runs} runs evaluated, {plots} plots")

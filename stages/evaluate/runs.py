@@ -19,7 +19,7 @@ import numpy as np
 from stages.common.errors import input_error
 from stages.common.labels import ClassList
 from stages.common.results_paths import parse_run_dir, split_sort_key
-from stages.evaluate.label_folders import read_pairs
+from stages.evaluate.label_folders import Span, crop_to_span, read_pairs
 from stages.evaluate.metrics import VideoScore, score_video
 
 Rate = Literal["feature", "native"]
@@ -99,12 +99,13 @@ def score_run(
     rate: Rate,
     background: Sequence[str],
     classes: ClassList | None = None,
+    span: Span = "video",
 ) -> RunScores:
-    """Score every video of a run at `rate`."""
+    """Score every video of a run at `rate` over `span` (label_folders.crop_to_span)."""
     gt_dir, pred_dir = run.label_dirs(rate)
     videos: dict[str, VideoScore] = {}
     labels: set[str] = set()
     for video, (gt, pred) in read_pairs(gt_dir, pred_dir, classes).items():
-        videos[video] = score_video(gt, pred, background)
+        videos[video] = score_video(*crop_to_span(gt, pred, background, span), background)
         labels.update(np.unique(gt.astype(str)), np.unique(pred.astype(str)))
     return RunScores(run, videos, frozenset(labels))
