@@ -33,13 +33,14 @@ Choices where the paper is silent:
   LCDC) and `conv_new_1` maps 512 -> 256.
 - `lcdc_form`: "warp" (warp once with `grid_sample`, then the ordinary dilated conv, eq. 6-7) or
   "deform" (`torchvision.ops.deform_conv2d` on expanded offsets, eq. 4-5); same numbers.
-  Default "warp", the faster on CPU. "undilated" is the authors' TensorFlow network: each tap
-  takes the offset of its *undilated* neighbour (`expand_cir_shift`) while the conv samples
-  at dilation 2; offer it to reproduce the released model (it departs from eq. 6-7). `benchmarks/bench_lcdc.py` (forward+backward of one
+  Default "warp", the faster on CPU. `benchmarks/bench_lcdc.py` (forward+backward of one
   16-frame snippet, 2 CPU threads on a heavily shared machine, so absolute times are inflated):
   depth 50 at 224 px 44.9 s "warp" vs 55.2 s "deform" (DC 51.6 s); at 64 px 6.4 s vs 10.2 s;
   depth 18 at 224 px 9.6 s vs 13.6 s, at 64 px 1.25 s vs 1.84 s. The res5 conv alone
   (16 x 512 x 14 x 14) 2.9 s vs 7.7 s (0.42 s vs 3.0 s on an idle machine).
+  "undilated" is the authors' TensorFlow network: each tap takes the offset of its
+  *undilated* neighbour (`expand_cir_shift`) while the conv samples at dilation 2; it departs
+  from eq. 6-7 and is offered to reproduce the released model (runs as "deform").
 """
 
 from __future__ import annotations
