@@ -24,10 +24,20 @@ block plus W - 1 frames of overlap). Frames encoded for the previous block are k
 re-encoded; those no later window needs are dropped. New frames are read per block and encoded
 `batch_size * feature_window` at a time, so peak activation memory is that of `batch_size`
 windows through `forward_features`.
+
+Input overlap: the frames of the next block are read and preprocessed (zarr decompression,
+resize, normalise; into pinned host memory on CUDA, then copied without blocking) on a
+background thread while the model computes the current block (`prefetch` blocks ahead,
+`stages.common.prefetch`). The blocks and their order are the same as without it, so the
+features are identical (tested bit for bit on CPU). A thread rather than a `DataLoader`: the
+reads are a handful of large sequential blocks per video, and the heavy parts (Blosc, torch
+kernels) release the GIL; `benchmarks/bench_pipeline.py` measures the overlap.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +48,13 @@ import torch
 import zarr
 
 from stages.common.errors import MotionsegError, input_error
-from stages.common.runtime import autocast, resolve_device
+from stages.common.prefetch import prefetched
+from stages.common.runtime import (
+    DeviceSettings,
+    apply_device_settings,
+    autocast,
+    resolve_device,
+)
 from stages.common.stores import open_store, write_store
 from stages.features.base import Backbone, Encoded
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
@@ -46,6 +62,7 @@ from stages.features.snippets import FRAME_ARRAYS, eval_transform
 
 PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer
+PREFETCH_BLOCKS = 1  # blocks of frames read ahead of the model (0: read when needed)
 
 ReadFrames = Callable[[int, int], torch.Tensor]  # (lo, hi) -> preprocessed [hi - lo, 3, H, W]
 
@@ -62,13 +79,19 @@ class LoadedBackbone:
     epoch: int | None
 
 
-def load_backbone(checkpoint_path: str | Path, device: str = "auto") -> LoadedBackbone:
-    """Load a checkpoint once, to extract any number of videos with it."""
+def load_backbone(
+    checkpoint_path: str | Path,
+    device: str = "auto",
+    settings: DeviceSettings | None = None,
+) -> LoadedBackbone:
+    """Load a checkpoint once, to extract any number of videos with it; `settings` are the
+    CUDA speed settings (default `DeviceSettings()`; nothing changes on CPU)."""
     path = Path(checkpoint_path)
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, path)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
+    apply_device_settings(model, torch_device, settings or DeviceSettings())
     return LoadedBackbone(
         model,
         torch_device,
@@ -85,6 +108,26 @@ def window_indices(centres: np.ndarray, window: int, num_frames: int) -> np.ndar
     return np.clip(centres[:, None] + offsets[None, :], 0, num_frames - 1)
 
 
+def block_spans(num_frames: int, window: int) -> list[tuple[int, int]]:
+    """(lo, hi): the frames lo .. hi - 1 the windows of each block of centres need."""
+    spans = []
+    for first in range(0, num_frames, CENTRES_PER_BLOCK):
+        last = min(first + CENTRES_PER_BLOCK, num_frames) - 1
+        rows = window_indices(np.array([first, last]), window, num_frames)
+        spans.append((int(rows[0, 0]), int(rows[1, -1]) + 1))
+    return spans
+
+
+def _staged(read_frames: ReadFrames, device: torch.device) -> Callable[[tuple[int, int]], Any]:
+    """Read a span; on CUDA into pinned memory, so the copy to the device can be asynchronous."""
+
+    def read(span: tuple[int, int]) -> torch.Tensor:
+        frames = read_frames(*span)
+        return frames.pin_memory() if device.type == "cuda" else frames
+
+    return read
+
+
 def video_features(
     model: Backbone,
     read_frames: ReadFrames,
@@ -92,24 +135,31 @@ def video_features(
     batch_size: int,
     device: torch.device,
     amp: bool | None = None,
+    prefetch: int = PREFETCH_BLOCKS,
 ) -> np.ndarray:
     """float32 `[num_frames, feature_dim]`: each frame encoded once, then per window (see the
-    module docstring). `model` must be in eval mode on `device`."""
+    module docstring). `model` must be in eval mode on `device`. `prefetch` blocks of frames
+    are read ahead on a background thread (0: read each block when it is needed)."""
     window = model.preprocessing.feature_window
     encode_step = batch_size * window
     features = np.empty((num_frames, model.feature_dim), dtype=np.float32)
+    spans = block_spans(num_frames, window)
+    # Frames new to each block (those after the previous block's buffer), read ahead in order.
+    ends = [0, *(hi for _, hi in spans)]
+    reads = [(start, end) for start, end in itertools.pairwise(ends) if end > start]
+    blocks = prefetched(_staged(read_frames, device), reads, prefetch)
     buffer: Encoded = ()  # encoded frames buffer_start .. buffer_end - 1
     buffer_start = buffer_end = 0
-    with torch.inference_mode(), autocast(device, amp):
-        for first in range(0, num_frames, CENTRES_PER_BLOCK):
+    with torch.inference_mode(), autocast(device, amp), contextlib.closing(blocks):
+        for first, (lo, hi) in zip(range(0, num_frames, CENTRES_PER_BLOCK), spans, strict=True):
             centres = np.arange(first, min(first + CENTRES_PER_BLOCK, num_frames))
-            indices = window_indices(centres, window, num_frames)
-            lo, hi = int(indices[0, 0]), int(indices[-1, -1]) + 1  # lo <= buffer_end <= hi
+            indices = window_indices(centres, window, num_frames)  # lo <= buffer_end <= hi
             parts = [tuple(t[lo - buffer_start :] for t in buffer)] if buffer else []
             if hi > buffer_end:
-                new = read_frames(buffer_end, hi)
+                new = next(blocks)
                 for start in range(0, len(new), encode_step):
-                    parts.append(model.encode_frames(new[start : start + encode_step].to(device)))
+                    frames = new[start : start + encode_step].to(device, non_blocking=True)
+                    parts.append(model.encode_frames(frames))
             buffer = tuple(torch.cat(tensors) for tensors in zip(*parts, strict=True))
             buffer_start, buffer_end = lo, hi
             for start in range(0, len(centres), batch_size):
@@ -152,25 +202,29 @@ def extract_features(
     device: str = "auto",
     amp: bool | None = None,
     echo: Callable[[str], None] = print,
+    prefetch: int = PREFETCH_BLOCKS,
+    settings: DeviceSettings | None = None,
 ) -> Path:
     """Write `out_path` (Zarr feature store, docs/contracts.md) for one frame store.
 
-    `checkpoint` is a checkpoint file (loaded onto `device`) or a `LoadedBackbone`, which
-    avoids reloading the model for every video. `video_id` defaults to the store name without
-    `.zarr`. The store appears only once complete.
+    `checkpoint` is a checkpoint file (loaded onto `device` with the CUDA speed `settings`) or
+    a `LoadedBackbone`, which avoids reloading the model for every video. `video_id` defaults
+    to the store name without `.zarr`. The store appears only once complete.
     """
     frames_path = Path(frames_path)
     if batch_size < 1:
         raise MotionsegError(f"batch size must be >= 1, got {batch_size}")
     loaded = (
-        checkpoint if isinstance(checkpoint, LoadedBackbone) else load_backbone(checkpoint, device)
+        checkpoint
+        if isinstance(checkpoint, LoadedBackbone)
+        else load_backbone(checkpoint, device, settings)
     )
     model = loaded.model
     store = open_frames(frames_path)
     frame_index = np.asarray(store["frame_index"][:], dtype=np.int64)
     num_frames = len(frame_index)
     reader = _frame_reader(store["frames"], frames_path, model)
-    features = video_features(model, reader, num_frames, batch_size, loaded.device, amp)
+    features = video_features(model, reader, num_frames, batch_size, loaded.device, amp, prefetch)
     attrs = {
         "video_id": video_id or frames_path.name.removesuffix(".zarr"),
         "backbone": loaded.backbone,
@@ -206,6 +260,8 @@ def extract_many(
     device: str = "auto",
     amp: bool | None = None,
     echo: Callable[[str], None] = print,
+    prefetch: int = PREFETCH_BLOCKS,
+    settings: DeviceSettings | None = None,
 ) -> list[Path]:
     """`out_dir/{frame store name}` for every frame store, with the model loaded once.
 
@@ -218,6 +274,8 @@ def extract_many(
         raise MotionsegError("no frame stores given")
     if batch_size < 1:
         raise MotionsegError(f"batch size must be >= 1, got {batch_size}")
+    if prefetch < 0:
+        raise MotionsegError(f"prefetch must be >= 0 blocks, got {prefetch}")
     first_with_name: dict[str, Path] = {}
     for path in paths:
         if path.name in first_with_name:
@@ -226,11 +284,17 @@ def extract_many(
             )
         first_with_name[path.name] = path
         open_frames(path)
-    loaded = load_backbone(checkpoint_path, device)
+    loaded = load_backbone(checkpoint_path, device, settings)
     out_dir = Path(out_dir)
     return [
         extract_features(
-            loaded, path, out_dir / path.name, batch_size=batch_size, amp=amp, echo=echo
+            loaded,
+            path,
+            out_dir / path.name,
+            batch_size=batch_size,
+            amp=amp,
+            echo=echo,
+            prefetch=prefetch,
         )
         for path in paths
     ]
