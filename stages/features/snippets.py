@@ -114,11 +114,16 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 def resize_crop(
     frames: torch.Tensor, size: int, crop: int, top: int | None = None, left: int | None = None
 ) -> torch.Tensor:
-    """Resize (T, 3, H, W) to size x size, then cut crop x crop at (top, left) (default: centre)."""
+    """Resize (T, 3, H, W) to size x size, then cut crop x crop at (top, left) (default: centre).
+
+    The result is contiguous (T, 3, crop, crop). Frames come from (T, H, W, 3) arrays, so
+    without the copy they would keep a channels-last layout; loader workers collate batches
+    into contiguous shared memory, and convolutions on the two layouts differ in the last bits.
+    """
     frames = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
     top = (size - crop) // 2 if top is None else top
     left = (size - crop) // 2 if left is None else left
-    return frames[:, :, top : top + crop, left : left + crop]
+    return frames[:, :, top : top + crop, left : left + crop].contiguous()
 
 
 def normalise(frames: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
