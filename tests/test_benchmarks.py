@@ -37,7 +37,8 @@ def test_gpu_check_python_part_runs_on_cpu_at_a_tiny_size(capsys, one_torch_thre
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.startswith("naive-appear ")]
     assert [row[:2] for row in rows] == [["naive-appear", "fp32"], ["naive-appear", "bf16"]]
-", "nan")]|", "nan")]
+    # 7 figures a row: train real, pure, ratio, val, extract real, pure, ratio (peak GiB: nan)
+    figures = [float(cell) for row in rows for cell in row[2:] if cell not in ("|", "nan")]
     assert len(figures) == 2 * 7 and all(value > 0 for value in figures)
     estimate = out.split("Estimated results/50salads wall time (fp32")[1]
     assert "naive-appear" in estimate and "not measured: ['lcdc', 'dc']" in estimate

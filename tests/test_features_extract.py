@@ -106,19 +106,20 @@ def test_two_phase_extraction_equals_forward_features_on_every_window(
         assert not np.allclose(fast[0], fast[num_frames // 2])
 
 
-@pytest.mark.parametrize("prefetch", [1, 3])
+@pytest.mark.parametrize(("prefetch", "batch_size"), [(1, 8), (3, 1)])
 def test_prefetched_blocks_and_device_settings_give_the_sequential_features(
-    tmp_path, monkeypatch, prefetch
+    tmp_path, monkeypatch, prefetch, batch_size
 ):
-    """Reading blocks ahead on a thread (and the CUDA-only speed settings, which must do
-    nothing on CPU) gives bit for bit the features of the sequential path, over 5 blocks."""
+    """Reading frames ahead on a thread (and the CUDA-only speed settings, which must do
+    nothing on CPU) gives bit for bit the features of the sequential path, over 5 blocks
+    read in one piece each (batch 8) or in pieces of 4 frames (batch 1)."""
     monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", 5)
     write_frames(tmp_path / "v.zarr", num_frames=23)
     write_checkpoint(tmp_path / "best.pt", "naive-temp-appear")
     off = DeviceSettings(channels_last=False, tf32=False, cudnn_benchmark=False)
     runs = {
-        "sequential": {"prefetch": 0, "settings": off},
-        "overlapped": {"prefetch": prefetch, "settings": DeviceSettings()},
+        "sequential": {"prefetch": 0, "settings": off, "batch_size": batch_size},
+        "overlapped": {"prefetch": prefetch, "settings": DeviceSettings(), "batch_size": batch_size},
     }
     features = {}
     for name, kwargs in runs.items():

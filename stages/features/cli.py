@@ -82,8 +82,8 @@ def extract_command(
     ] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     prefetch: Annotated[
-        int, typer.Option(min=0, help="Blocks of frames read ahead of the model (0: none).")
-    ] = 1,
+        int, typer.Option(min=0, help="Pieces of frames read ahead of the model (0: none).")
+    ] = 2,
     channels_last: Annotated[bool, typer.Option(help="CUDA: NHWC 2-D conv weights.")] = True,
     tf32: Annotated[bool, typer.Option(help="CUDA: TF32 fp32 matmuls and convs.")] = True,
     cudnn_benchmark: Annotated[bool, typer.Option(help="CUDA: cuDNN autotuning.")] = True,

@@ -25,13 +25,14 @@ re-encoded; those no later window needs are dropped. New frames are read per blo
 `batch_size * feature_window` at a time, so peak activation memory is that of `batch_size`
 windows through `forward_features`.
 
-Input overlap: the frames of the next block are read and preprocessed (zarr decompression,
+Input overlap: new frames are read in pieces of one encoding batch (`batch_size *
+feature_window` frames), and the next pieces are read and preprocessed (zarr decompression,
 resize, normalise; into pinned host memory on CUDA, then copied without blocking) on a
-background thread while the model computes the current block (`prefetch` blocks ahead,
-`stages.common.prefetch`). The blocks and their order are the same as without it, so the
-features are identical (tested bit for bit on CPU). A thread rather than a `DataLoader`: the
-reads are a handful of large sequential blocks per video, and the heavy parts (Blosc, torch
-kernels) release the GIL; `benchmarks/bench_pipeline.py` measures the overlap.
+background thread while the model computes the current one (`prefetch` pieces ahead,
+`stages.common.prefetch`). The pieces and their order are the same without it, so the features
+are identical (tested bit for bit on CPU). A thread rather than a `DataLoader`: the reads are
+few, large and sequential, and the heavy parts (Blosc, torch kernels) release the GIL;
+`benchmarks/bench_pipeline.py` measures the overlap.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from stages.features.snippets import FRAME_ARRAYS, eval_transform
 
 PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer
-PREFETCH_BLOCKS = 1  # blocks of frames read ahead of the model (0: read when needed)
+PREFETCH_BLOCKS = 2  # pieces of frames read ahead of the model (0: read when needed)
 
 ReadFrames = Callable[[int, int], torch.Tensor]  # (lo, hi) -> preprocessed [hi - lo, 3, H, W]
 
@@ -138,28 +139,31 @@ def video_features(
     prefetch: int = PREFETCH_BLOCKS,
 ) -> np.ndarray:
     """float32 `[num_frames, feature_dim]`: each frame encoded once, then per window (see the
-    module docstring). `model` must be in eval mode on `device`. `prefetch` blocks of frames
-    are read ahead on a background thread (0: read each block when it is needed)."""
+    module docstring). `model` must be in eval mode on `device`. `prefetch` pieces of frames
+    (one encoding batch each) are read ahead on a background thread (0: read when needed)."""
     window = model.preprocessing.feature_window
     encode_step = batch_size * window
     features = np.empty((num_frames, model.feature_dim), dtype=np.float32)
     spans = block_spans(num_frames, window)
-    # Frames new to each block (those after the previous block's buffer), read ahead in order.
+    # The frames new to each block (after the previous block's buffer), in pieces of one
+    # encoding batch, so that reading overlaps computing from the first piece on.
     ends = [0, *(hi for _, hi in spans)]
-    reads = [(start, end) for start, end in itertools.pairwise(ends) if end > start]
-    blocks = prefetched(_staged(read_frames, device), reads, prefetch)
+    reads = [
+        (start, min(start + encode_step, end))
+        for begin, end in itertools.pairwise(ends)
+        for start in range(begin, end, encode_step)
+    ]
+    pieces = prefetched(_staged(read_frames, device), reads, prefetch)
     buffer: Encoded = ()  # encoded frames buffer_start .. buffer_end - 1
     buffer_start = buffer_end = 0
-    with torch.inference_mode(), autocast(device, amp), contextlib.closing(blocks):
+    with torch.inference_mode(), autocast(device, amp), contextlib.closing(pieces):
         for first, (lo, hi) in zip(range(0, num_frames, CENTRES_PER_BLOCK), spans, strict=True):
             centres = np.arange(first, min(first + CENTRES_PER_BLOCK, num_frames))
             indices = window_indices(centres, window, num_frames)  # lo <= buffer_end <= hi
             parts = [tuple(t[lo - buffer_start :] for t in buffer)] if buffer else []
-            if hi > buffer_end:
-                new = next(blocks)
-                for start in range(0, len(new), encode_step):
-                    frames = new[start : start + encode_step].to(device, non_blocking=True)
-                    parts.append(model.encode_frames(frames))
+            for _ in range(buffer_end, hi, encode_step):
+                frames = next(pieces).to(device, non_blocking=True)
+                parts.append(model.encode_frames(frames))
             buffer = tuple(torch.cat(tensors) for tensors in zip(*parts, strict=True))
             buffer_start, buffer_end = lo, hi
             for start in range(0, len(centres), batch_size):
@@ -275,7 +279,7 @@ def extract_many(
     if batch_size < 1:
         raise MotionsegError(f"batch size must be >= 1, got {batch_size}")
     if prefetch < 0:
-        raise MotionsegError(f"prefetch must be >= 0 blocks, got {prefetch}")
+        raise MotionsegError(f"prefetch must be >= 0, got {prefetch}")
     first_with_name: dict[str, Path] = {}
     for path in paths:
         if path.name in first_with_name:
