@@ -118,13 +118,18 @@ def test_prefetched_blocks_and_device_settings_give_the_sequential_features(
     write_checkpoint(tmp_path / "best.pt", "naive-temp-appear")
     off = DeviceSettings(channels_last=False, tf32=False, cudnn_benchmark=False)
     runs = {
-        "sequential": {"prefetch": 0, "settings": off, "batch_size": batch_size},
-        "overlapped": {"prefetch": prefetch, "settings": DeviceSettings(), "batch_size": batch_size},
+        "sequential": {"prefetch": 0, "settings": off},
+        "overlapped": {"prefetch": prefetch, "settings": DeviceSettings()},
     }
     features = {}
     for name, kwargs in runs.items():
         out = extract_features(
-            tmp_path / "best.pt", tmp_path / "v.zarr", tmp_path / f"{name}.zarr", echo=str, **kwargs
+            tmp_path / "best.pt",
+            tmp_path / "v.zarr",
+            tmp_path / f"{name}.zarr",
+            batch_size=batch_size,
+            echo=str,
+            **kwargs,
         )
         features[name] = open_store(out, ["features"])["features"][:]
     assert features["sequential"].shape == (23, 1024)
