@@ -70,7 +70,7 @@ from stages.features.snippets import SnippetDataset, build_windows
 EPOCH_FILE = re.compile(r"epoch_(\d{3,})\.pt")
 LOG_COLUMNS = ("epoch", "train_loss", "train_acc", "val_acc", "lr", "seconds")
 DEFAULT_PURITY = 0.7
-MAX_AUTO_WORKERS = 8  # one 224 px snippet takes a worker ~10 ms; 8 feed a Hopper GPU
+MAX_AUTO_WORKERS = 8  # cap of the auto choice; gpu_check.sh shows whether they keep up
 
 
 @dataclass(frozen=True)
