@@ -18,15 +18,19 @@ TINY = '{"depth": 18, "crop": 16, "resize_range": [16, 18], "snippet_length": 2}
 
 def test_salads_workload_from_the_config_and_manifest():
     """50 Salads: 577k frames at 30 fps over 50 videos, sampled at 6 fps: 2308 per video;
-    5 splits of 40 training videos, 4 of them (10%) held out; one snippet per 4 frames."""
+    5 splits of 40 training videos, all trained on (the config's val_fraction 0, as the
+    paper); one snippet per 4 frames; 30 epochs."""
     work = gpu_check.salads_workload("lcdc")
     assert work["splits"] == 5 and work["epochs"] == 30
-    assert work["fit_snippets"] == pytest.approx(36 * 2308 / 4)
-    assert work["val_snippets"] == pytest.approx(4 * 2308 / 4)
+    assert work["fit_snippets"] == pytest.approx(40 * 2308 / 4)
+    assert work["val_snippets"] == 0
     assert work["extract_frames"] == pytest.approx(50 * 2308)
     figures = {"train_sps_real": 30.0, "eval_sps_real": 100.0, "extract_fps_real": 1000.0}
-    per_split = 30 * (20772 / 30 + 2308 / 100) + 115400 / 1000
+    per_split = 30 * 23080 / 30 + 115400 / 1000
     assert gpu_check.estimated_hours(work, figures) == pytest.approx(5 * per_split / 3600)
+    held_out = {**work, "val_snippets": 2308.0}
+    per_split += 30 * 2308 / 100
+    assert gpu_check.estimated_hours(held_out, figures) == pytest.approx(5 * per_split / 3600)
 
 
 @pytest.mark.slow
