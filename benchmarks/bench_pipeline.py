@@ -53,7 +53,7 @@ from stages.common.seeding import seed_everything
 from stages.decode.frame_store import FrameStoreWriter
 from stages.features.checkpoint import save_checkpoint
 from stages.features.extract import (
-    PREFETCH_BLOCKS,
+    PREFETCH_PIECES,
     extract_features,
     load_backbone,
     video_features,
@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64, help="video length, extraction")
     parser.add_argument("--batches", type=int, default=4, help="training batches per epoch")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (auto)")
-    parser.add_argument("--prefetch", type=int, default=PREFETCH_BLOCKS)
+    parser.add_argument("--prefetch", type=int, default=PREFETCH_PIECES)
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 

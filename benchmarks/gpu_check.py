@@ -51,7 +51,7 @@ from bench_pipeline import (
 from stages.common.errors import MotionsegError
 from stages.common.manifest import load_manifest
 from stages.common.runtime import resolve_device
-from stages.features.extract import PREFETCH_BLOCKS
+from stages.features.extract import PREFETCH_PIECES
 from stages.features.registry import list_backbones
 from stages.features.train import TrainConfig, choose_validation
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         profile = paper_profile(name, overrides, args.frame_size)
         for precision, amp in PRECISIONS.items():
-            setup = Setup(device, amp, args.frames, args.batches, args.workers, PREFETCH_BLOCKS, 1)
+            setup = Setup(device, amp, args.frames, args.batches, args.workers, PREFETCH_PIECES, 1)
             figures = measure(name, profile, setup, evaluate=True)
             results.setdefault(name, {})[precision] = figures
             print_row(name, precision, figures)

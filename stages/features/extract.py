@@ -21,18 +21,17 @@ two thirds of it the first 3D conv) is then about half the cost.
 Memory stays bounded for long videos: centres are taken `CENTRES_PER_BLOCK` at a time, and a
 rolling buffer on the model's device holds the encoded frames that block's windows need (the
 block plus W - 1 frames of overlap). Frames encoded for the previous block are kept, not
-re-encoded; those no later window needs are dropped. New frames are read per block and encoded
+re-encoded; those no later window needs are dropped. New frames are read and encoded
 `batch_size * feature_window` at a time, so peak activation memory is that of `batch_size`
 windows through `forward_features`.
 
-Input overlap: new frames are read in pieces of one encoding batch (`batch_size *
-feature_window` frames), and the next pieces are read and preprocessed (zarr decompression,
-resize, normalise; into pinned host memory on CUDA, then copied without blocking) on a
-background thread while the model computes the current one (`prefetch` pieces ahead,
-`stages.common.prefetch`). The pieces and their order are the same without it, so the features
-are identical (tested bit for bit on CPU). A thread rather than a `DataLoader`: the reads are
-few, large and sequential, and the heavy parts (Blosc, torch kernels) release the GIL;
-`benchmarks/bench_pipeline.py` measures the overlap.
+Input overlap: while the model computes on one piece of new frames, the next pieces
+(`prefetch` of them) are read and preprocessed on a background thread (zarr decompression,
+resize, normalise; into pinned host memory on CUDA, then copied without blocking;
+`stages.common.prefetch`). The pieces and their order are the same without it, so the
+features are identical (tested bit for bit on CPU). A thread rather than a `DataLoader`: the
+reads are few, large and sequential, and the heavy parts (Blosc, torch kernels) release the
+GIL; `benchmarks/bench_pipeline.py` measures the overlap.
 """
 
 from __future__ import annotations
@@ -65,7 +64,7 @@ from stages.features.snippets import FRAME_ARRAYS, eval_transform
 
 PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer
-PREFETCH_BLOCKS = 2  # pieces of frames read ahead of the model (0: read when needed)
+PREFETCH_PIECES = 2  # pieces of frames read ahead of the model (0: read when needed)
 
 ReadFrames = Callable[[int, int], torch.Tensor]  # (lo, hi) -> preprocessed [hi - lo, 3, H, W]
 
@@ -138,7 +137,7 @@ def video_features(
     batch_size: int,
     device: torch.device,
     amp: bool | None = None,
-    prefetch: int = PREFETCH_BLOCKS,
+    prefetch: int = PREFETCH_PIECES,
 ) -> np.ndarray:
     """float32 `[num_frames, feature_dim]`: each frame encoded once, then per window (see the
     module docstring). `model` must be in eval mode on `device`. `prefetch` pieces of frames
@@ -208,7 +207,7 @@ def extract_features(
     device: str = "auto",
     amp: bool | None = None,
     echo: Callable[[str], None] = print,
-    prefetch: int = PREFETCH_BLOCKS,
+    prefetch: int = PREFETCH_PIECES,
     settings: DeviceSettings | None = None,
 ) -> Path:
     """Write `out_path` (Zarr feature store, docs/contracts.md) for one frame store.
@@ -276,7 +275,7 @@ def extract_many(
     device: str = "auto",
     amp: bool | None = None,
     echo: Callable[[str], None] = print,
-    prefetch: int = PREFETCH_BLOCKS,
+    prefetch: int = PREFETCH_PIECES,
     settings: DeviceSettings | None = None,
 ) -> list[Path]:
     """`out_dir/{frame store name}` for every frame store, with the model loaded once.
