@@ -33,7 +33,7 @@ rule train_backbone:
 # loaded once, which matters when there are many short videos. Its outputs are the per-video
 # stores, so the rule is generated per dataset (outputs must be static patterns); deleting one
 # store re-runs that job, the heads of that backbone/split and the report, nothing else.
-for _dataset in DATASETS:
+for _dataset in (d for d in DATASETS if not is_precomputed(d)):
     _videos = manifest(_dataset).video_ids
 
     rule:

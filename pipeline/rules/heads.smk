@@ -4,7 +4,10 @@
 
 rule train_head:
     input:
-        lambda w: [
+        # Precomputed features: the import's data root, which holds all stores.
+        lambda w: [data_root(w.dataset)]
+        if is_precomputed(w.dataset)
+        else [
             f"{feature_dir(w.dataset, w.backbone, w.split)}/{v}.zarr"
             for v in manifest(w.dataset).video_ids
         ],

@@ -89,3 +89,36 @@ def extract_command(
     from stages.features.extract import extract_many
 
     extract_many(checkpoint, frames, out_dir, batch_size, device)
+
+
+@app.command("export")
+def export_command(
+    manifest: Annotated[Path, typer.Option(help="Dataset manifest folder.")],
+    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    features: Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the layout into.")],
+    format: Annotated[str, typer.Option(help="Layout: mstcn (features/, groundTruth/, ...).")],
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Split whose bundles to write (repeatable) (default: all; required "
+            "once for a fine-tuned backbone's per-split features)."
+        ),
+    ] = None,
+    granularity: Annotated[str | None, typer.Option(help="Label granularity.")] = None,
+) -> None:
+    """Feature stores, labels, splits and mapping in the MS-TCN layout (float32 (D, T) .npy)."""
+    import time
+
+    from stages.common.errors import MotionsegError
+    from stages.common.manifest import load_manifest
+    from stages.features.export import FORMATS, export_mstcn
+
+    if format not in FORMATS:
+        raise MotionsegError(f"--format must be one of {list(FORMATS)}, got {format!r}")
+    start = time.perf_counter()
+    frames = export_mstcn(load_manifest(manifest, root, granularity), features, out, split or ())
+    typer.echo(
+        f"exported {len(frames)} videos ({sum(frames.values())} frames) to {out} in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
