@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -123,7 +124,8 @@ def test_hdf5_features_import_like_npy(folder: Path, tmp_path: Path) -> None:
 
     with h5py.File(h5, "a") as f:
         del f[sorted(f.keys())[0]]
-    with pytest.raises(MotionsegError, match=r"test\.split1\.bundle: names missing .*features\.h5\["):
+    missing = r"test\.split1\.bundle: names missing .*features\.h5\["
+    with pytest.raises(MotionsegError, match=missing):
         import_mstcn(folder, tmp_path / "c", h5=h5)
 
 
@@ -179,7 +181,5 @@ def test_malformed_input_is_one_line_naming_the_file(folder: Path, tmp_path: Pat
     assert result.exit_code == 1
     message = result.output.strip()
     assert len(message.splitlines()) == 1, message
-    import re
-
     assert re.search(pattern, message), message
     assert not (out / "manifest").exists()
