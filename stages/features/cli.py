@@ -72,11 +72,24 @@ def train_command(
 
 @app.command("extract")
 def extract_command(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint, usually CKPT_DIR/best.pt.")],
-    frames: Annotated[list[Path], typer.Argument(help="Frame stores FRAMES.zarr ...")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CHECKPOINT FRAMES.zarr ...; with --backbone (frozen), only FRAMES.zarr ..."
+        ),
+    ],
     out_dir: Annotated[
         Path, typer.Option(help="Folder of feature stores, one per frame store, same names.")
     ],
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="Frozen: this registered backbone with its initial weights, no checkpoint."
+        ),
+    ] = None,
+    options: Annotated[
+        str, typer.Option(help="Frozen backbone's options as JSON (e.g. weights, depth).")
+    ] = "",
     batch_size: Annotated[
         int, typer.Option(min=1, help="Windows per forward pass (frames encoded N x window).")
     ] = 8,
@@ -84,11 +97,22 @@ def extract_command(
 ) -> None:
     """Write one feature per frame of every frame store (centred windows, edge replication).
 
-    The model is loaded once. The video id is the store name without `.zarr`.
+    The model is loaded once: from CHECKPOINT (fine-tuned), or, with --backbone, built with its
+    initial weights (frozen; the stores record `frozen: true`). The video id is the store name
+    without `.zarr`.
     """
-    from stages.features.extract import extract_many
+    from stages.common.errors import MotionsegError
+    from stages.features.extract import extract_many, frozen_backbone
 
-    extract_many(checkpoint, frames, out_dir, batch_size, device)
+    if backbone is None:
+        if options:
+            raise MotionsegError("--options needs --backbone (a checkpoint holds its options)")
+        if len(paths) < 2:
+            raise MotionsegError("give CHECKPOINT and at least one FRAMES.zarr (or --backbone)")
+        extract_many(paths[0], paths[1:], out_dir, batch_size, device)
+        return
+    parsed = json_object(options, "--options")
+    extract_many(lambda: frozen_backbone(backbone, parsed, device), paths, out_dir, batch_size)
 
 
 @app.command("export")

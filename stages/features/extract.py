@@ -1,4 +1,10 @@
-"""Per-frame features from a fine-tuned checkpoint into feature stores, one per frame store.
+"""Per-frame features from a fine-tuned checkpoint, or a frozen backbone, into feature stores.
+
+A frozen backbone (`frozen_backbone`) is built from its registry name and options: its features
+come from its initial weights (`weights`: `imagenet`, a local checkpoint path, or `none`), so
+they do not depend on any split. Its classifier is never used for features; it is built with
+`FROZEN_NUM_CLASSES` outputs. Its stores record `frozen: true`, `checkpoint: null` and the
+weights.
 
 Every frame t of the frame store gets one feature: the model's `forward_features` on a window
 of `feature_window` frames centred on t, i.e. frames t - W//2 ... t - W//2 + W - 1 (for
@@ -42,8 +48,10 @@ from stages.common.runtime import autocast, resolve_device
 from stages.common.stores import open_store, write_store
 from stages.features.base import Backbone, Encoded
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
+from stages.features.registry import build_backbone
 from stages.features.snippets import FRAME_ARRAYS, eval_transform
 
+FROZEN_NUM_CLASSES = 1  # the classifier of a frozen backbone is never used
 PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer
 
@@ -52,14 +60,21 @@ ReadFrames = Callable[[int, int], torch.Tensor]  # (lo, hi) -> preprocessed [hi 
 
 @dataclass(frozen=True)
 class LoadedBackbone:
-    """A fine-tuned backbone in eval mode on its device, and what feature stores record of it."""
+    """A backbone in eval mode on its device, and what feature stores record of it.
+
+    `checkpoint_path` is None for a frozen backbone (features from its initial weights).
+    """
 
     model: Backbone
     device: torch.device
-    checkpoint_path: Path
+    checkpoint_path: Path | None
     backbone: str
     options: dict[str, Any]
     epoch: int | None
+
+    @property
+    def frozen(self) -> bool:
+        return self.checkpoint_path is None
 
 
 def load_backbone(checkpoint_path: str | Path, device: str = "auto") -> LoadedBackbone:
@@ -77,6 +92,14 @@ def load_backbone(checkpoint_path: str | Path, device: str = "auto") -> LoadedBa
         checkpoint["options"],
         checkpoint.get("epoch"),
     )
+
+
+def frozen_backbone(name: str, options: dict[str, Any], device: str = "auto") -> LoadedBackbone:
+    """A registered backbone with its initial weights (`options["weights"]`), not fine-tuned."""
+    model = build_backbone(name, FROZEN_NUM_CLASSES, **options)
+    torch_device = resolve_device(device)
+    model.to(torch_device).eval()
+    return LoadedBackbone(model, torch_device, None, name, dict(options), None)
 
 
 def window_indices(centres: np.ndarray, window: int, num_frames: int) -> np.ndarray:
@@ -176,8 +199,9 @@ def extract_features(
         "backbone": loaded.backbone,
         "options": loaded.options,
         "weights": loaded.options.get("weights", "imagenet"),
-        "checkpoint": str(loaded.checkpoint_path.resolve()),
+        "checkpoint": None if loaded.frozen else str(loaded.checkpoint_path.resolve()),
         "checkpoint_epoch": loaded.epoch,
+        "frozen": loaded.frozen,
         "preprocessing": model.preprocessing.to_dict(),
         "fps": store.attrs.get("fps"),
         "source_fps": store.attrs.get("source_fps"),
@@ -199,7 +223,7 @@ def extract_features(
 
 
 def extract_many(
-    checkpoint_path: str | Path,
+    backbone: str | Path | Callable[[], LoadedBackbone],
     frames_paths: Sequence[str | Path],
     out_dir: str | Path,
     batch_size: int = 8,
@@ -208,6 +232,8 @@ def extract_many(
     echo: Callable[[str], None] = print,
 ) -> list[Path]:
     """`out_dir/{frame store name}` for every frame store, with the model loaded once.
+
+    `backbone` is a checkpoint path, or a function that builds the model (`frozen_backbone`).
 
     All frame stores are opened and checked before the model is loaded, and their names must
     differ (they name the outputs). Stores are then written one after another, each atomically:
@@ -226,7 +252,7 @@ def extract_many(
             )
         first_with_name[path.name] = path
         open_frames(path)
-    loaded = load_backbone(checkpoint_path, device)
+    loaded = backbone() if callable(backbone) else load_backbone(backbone, device)
     out_dir = Path(out_dir)
     return [
         extract_features(
