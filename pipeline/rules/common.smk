@@ -179,10 +179,23 @@ def frame_store(dataset: str, video: str) -> str:
     return f"results/frames/{dataset}/{video}.zarr"
 
 
+def is_frozen(dataset: str, backbone: str) -> bool:
+    """A backbone entry with `train: false`: features from its initial weights, no training."""
+    return model_cfg(dataset, "backbones", backbone).get("train") is False
+
+
 def feature_dir(dataset: str, backbone: str, split: str) -> str:
-    """Per-split stores of a fine-tuned backbone; precomputed features are split-independent."""
+    """Per-split stores of a fine-tuned backbone. Frozen and precomputed features do not depend
+    on the split: one store per video, read by every split's heads."""
     if is_precomputed(dataset):
         return f"{data_root(dataset)}/features"
+    if is_frozen(dataset, backbone):
+        return f"results/features/{dataset}/{backbone}/frozen"
+    return split_feature_dir(dataset, backbone, split)
+
+
+def split_feature_dir(dataset: str, backbone: str, split: str) -> str:
+    """Where a fine-tuned backbone's split model writes its stores (also as a rule pattern)."""
     return f"results/features/{dataset}/{backbone}/split{split}"
 
 

@@ -1,5 +1,5 @@
 # Fine-tune one backbone per split on that split's training videos, then extract one feature
-# per sampled frame for every video with that split's model.
+# per sampled frame for every video with that split's model; frozen backbones skip training.
 
 
 rule train_backbone:
@@ -44,7 +44,7 @@ for _dataset in (d for d in DATASETS if not is_precomputed(d)):
             frames=[frame_store(_dataset, v) for v in _videos],
         output:
             [
-                directory(f"{feature_dir(_dataset, '{backbone}', '{split}')}/{v}.zarr")
+                directory(f"{split_feature_dir(_dataset, '{backbone}', '{split}')}/{v}.zarr")
                 for v in _videos
             ],
         params:
@@ -59,3 +59,27 @@ for _dataset in (d for d in DATASETS if not is_precomputed(d)):
         shell:
             "OMP_NUM_THREADS={threads} motionseg features extract {input.checkpoint} "
             "{input.frames} --out-dir {params.outdir} &> {log}"
+
+
+# A frozen backbone (`train: false`) has no checkpoint: its features come from its initial
+# weights and do not depend on the split, so each video is extracted once and every split's
+# heads read the same store.
+rule extract_frozen:
+    input:
+        frames=lambda w: frame_store(w.dataset, w.video),
+    output:
+        directory("results/features/{dataset}/{backbone}/frozen/{video}.zarr"),
+    params:
+        name=lambda w: model_cfg(w.dataset, "backbones", w.backbone)["name"],
+        options=lambda w: as_json(model_cfg(w.dataset, "backbones", w.backbone).get("options")),
+        outdir=lambda w, output: str(Path(output[0]).parent),
+    threads: lambda w: torch_threads(w.dataset)
+    resources:
+        gpu=lambda w: gpus(w.dataset),
+    log:
+        "logs/{dataset}/extract/{backbone}/frozen/{video}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/extract/{backbone}/frozen/{video}.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} motionseg features extract --backbone {params.name} "
+        "--options '{params.options}' {input.frames} --out-dir {params.outdir} &> {log}"
