@@ -18,4 +18,5 @@ rule report:
     shell:
         "motionseg report results/predictions/{wildcards.dataset} {output} "
         "--classes {params.classes} {params.background} --rate {params.rate} "
-        "--dataset {wildcards.dataset} {params.runs} &> {log}"
+        "--dataset {wildcards.dataset} {params.runs} "
+        "--benchmarks results/benchmarks/{wildcards.dataset} &> {log}"

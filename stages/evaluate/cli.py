@@ -106,8 +106,13 @@ def report(
         list[Path] | None,
         typer.Option(help="Only these run folders (repeatable); default: every run found."),
     ] = None,
+    benchmarks: Annotated[
+        Path | None,
+        typer.Option(help="Snakemake benchmark tables for the wall time per stage (provenance)."),
+    ] = None,
 ) -> None:
-    """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML."""
+    """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML,
+    with a provenance section (code version, settings, manifest, device, wall times)."""
     from stages.evaluate.metrics import DEFAULT_BACKGROUND
     from stages.evaluate.report import build_report
 
@@ -121,5 +126,6 @@ def report(
         rate,
         plot_run,
         only=run,
+        benchmarks_dir=benchmarks,
     )
     typer.echo(f"{out_dir}: {runs} runs evaluated, {plots} plots")

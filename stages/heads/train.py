@@ -183,6 +183,7 @@ def train_run(
         "base_seed": base_seed,
         "run": run,
         "dataset": manifest.name,
+        "manifest": str(manifest.directory),
         "granularity": manifest.granularity,
         "split": str(split),
         "features": str(features_dir),
