@@ -259,7 +259,7 @@ def test_provenance_names_settings_features_and_wall_times(tree: Path, tmp_path:
     checkpoint = tmp_path / "models" / "split1" / "best.pt"
     checkpoint.parent.mkdir(parents=True)
     (checkpoint.parent / "train_log.csv").write_text(
-        "epoch,loss,acc,val_acc,lr,seconds\n1,2.0,0.1,0.2,0.001,9\n2,1.25,0.4,0.5,0.001,9\n"
+        "epoch,train_loss,train_acc,val_acc,lr,seconds\n1,2.0,0.1,0.2,0.001,9\n2,1.25,0.4,0.5,0.001,9\n"
     )
     features = tmp_path / "features" / "lcdc" / "split1"
     attrs = {"backbone": "lcdc", "weights": "imagenet", "checkpoint": str(checkpoint)}
@@ -287,7 +287,7 @@ def test_provenance_names_settings_features_and_wall_times(tree: Path, tmp_path:
     assert model["manifest"] == "data_manifests/demo" and 0.1235 in model["final_train_loss"]
     backbone = model["backbone_by_split"]["1"]
     assert backbone["weights"] == "imagenet" and backbone["checkpoint"] == str(checkpoint)
-    assert backbone["final_epoch"] == {"epoch": "2", "loss": "1.25", "val_acc": "0.5"}
+    assert backbone["final_epoch"] == {"epoch": "2", "train_loss": "1.25", "val_acc": "0.5"}
     times = {t["stage"]: (t["jobs"], t["total_s"]) for t in prov["stage_times"]}
     assert times == {"decode": (2, 4.0), "train_head": (1, 7.0)}
     page = (out / "index.html").read_text()

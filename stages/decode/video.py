@@ -16,6 +16,7 @@ import numpy as np
 
 from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError, input_error
+from stages.common.progress import Progress
 from stages.decode.frame_store import FrameStoreWriter, read_frames
 from stages.decode.probe import (
     VideoInfo,
@@ -101,24 +102,27 @@ def decode_video(
         times: list[float] = []
         target: tuple[int, int] | None = None
         decoded = discarded = 0
-        try:
-            for packet in container.demux(stream):
-                discarded += bool(packet.size and packet.is_discard)
-                for frame in packet.decode():
-                    relative = sampler(frame.time)
-                    if relative is not None:
-                        target = target or output_size(frame.width, frame.height, size)
-                        writer.append(to_rgb(frame, *target))
-                        indices.append(decoded)
-                        times.append(relative)
-                    decoded += 1
-        except av.FFmpegError as err:
-            raise input_error(
-                path,
-                f"corrupt or truncated video: decoding failed after {decoded} frames "
-                f"({ffmpeg_message(err)})",
-            ) from None
-        _check_complete(path, decoded + discarded, container, stream, source_fps)
+        # The header's frame count (0 when absent) is only the progress total.
+        with Progress(f"decode {path.name}", stream.frames or 0, "frames") as progress:
+            try:
+                for packet in container.demux(stream):
+                    discarded += bool(packet.size and packet.is_discard)
+                    for frame in packet.decode():
+                        relative = sampler(frame.time)
+                        if relative is not None:
+                            target = target or output_size(frame.width, frame.height, size)
+                            writer.append(to_rgb(frame, *target))
+                            indices.append(decoded)
+                            times.append(relative)
+                        decoded += 1
+                        progress.update(kept=len(indices))
+            except av.FFmpegError as err:
+                raise input_error(
+                    path,
+                    f"corrupt or truncated video: decoding failed after {decoded} frames "
+                    f"({ffmpeg_message(err)})",
+                ) from None
+            _check_complete(path, decoded + discarded, container, stream, source_fps)
         writer.close(
             np.asarray(indices, dtype=np.int64),
             {

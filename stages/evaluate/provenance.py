@@ -72,7 +72,8 @@ def _backbone_info(features_dir: str | None) -> dict[str, Any]:
             with log.open() as handle:
                 rows = list(csv.DictReader(handle))
             if rows:
-                info["final_epoch"] = {k: rows[-1][k] for k in ("epoch", "loss", "val_acc")}
+                last = rows[-1]
+                info["final_epoch"] = {k: last[k] for k in ("epoch", "train_loss", "val_acc")}
                 info["train_log"] = str(log)
     return info
 

@@ -44,6 +44,7 @@ import torch
 import zarr
 
 from stages.common.errors import MotionsegError, input_error
+from stages.common.progress import Progress
 from stages.common.runtime import autocast, resolve_device
 from stages.common.stores import open_store, write_store
 from stages.features.base import Backbone, Encoded
@@ -115,9 +116,10 @@ def video_features(
     batch_size: int,
     device: torch.device,
     amp: bool | None = None,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """float32 `[num_frames, feature_dim]`: each frame encoded once, then per window (see the
-    module docstring). `model` must be in eval mode on `device`."""
+    module docstring). `model` must be in eval mode on `device`; `progress` counts frames."""
     window = model.preprocessing.feature_window
     encode_step = batch_size * window
     features = np.empty((num_frames, model.feature_dim), dtype=np.float32)
@@ -139,6 +141,8 @@ def video_features(
                 rows = torch.from_numpy(indices[start : start + batch_size] - lo).to(device)
                 out = model.features_from_encoded(tuple(t[rows] for t in buffer))
                 features[first + start : first + start + len(rows)] = out.float().cpu().numpy()
+            if progress is not None:
+                progress.update(len(centres))
     return features
 
 
@@ -193,7 +197,10 @@ def extract_features(
     frame_index = np.asarray(store["frame_index"][:], dtype=np.int64)
     num_frames = len(frame_index)
     reader = _frame_reader(store["frames"], frames_path, model)
-    features = video_features(model, reader, num_frames, batch_size, loaded.device, amp)
+    with Progress(f"extract {frames_path.name}", num_frames, "frames") as progress:
+        features = video_features(
+            model, reader, num_frames, batch_size, loaded.device, amp, progress
+        )
     attrs = {
         "video_id": video_id or frames_path.name.removesuffix(".zarr"),
         "backbone": loaded.backbone,
