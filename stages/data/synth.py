@@ -10,8 +10,10 @@
 
 Everything is built under temporary sibling names and renamed at the end, so a killed run never
 leaves an OUT that looks complete. Output is a pure function of the options: every random draw
-comes from a generator seeded by (seed, purpose, index), and libx264 runs single-threaded, whose
-output is bit-identical from run to run.
+comes from a generator seeded by (seed, purpose, index); the RGB -> YUV 4:2:0 conversion is
+integer numpy arithmetic (not swscale, whose SIMD path and slice threads depend on the machine)
+and libx264 runs single-threaded, so the bytes are identical from run to run (`benchmarks/
+synth_encode.py` measures what single-threaded encoding costs).
 
 Videos belong to groups ("subjects" `S1`, `S2`, ...; one table colour each) and split k tests
 group k, so the splits are leave-one-group-out like GTEA's leave-one-subject-out folds.
@@ -146,7 +148,7 @@ def _check_replaceable(path: Path, marker: str) -> None:
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
-    """H.264 mp4 with one frame per array row at timestamps i / fps."""
+    """H.264 mp4 with one frame per array row at timestamps i / fps, byte-identical per input."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,13 +156,28 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(CRF), "preset": "veryfast"}
-        stream.codec_context.thread_count = 1  # bit-identical files for a seed
+        stream.options = {"crf": str(CRF), "preset": "veryfast", "threads": "1"}
+        stream.codec_context.thread_count = 1
+        stream.codec_context.thread_type = "NONE"
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
             frame.pts = i
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> PyAV's (3H/2, W) yuv420p layout: BT.601 limited range, chroma
+    from each 2x2 block's mean, in exact integer arithmetic (ITU-R BT.601 8-bit coefficients)."""
+    height, width, _ = rgb.shape
+    r, g, b = (rgb[..., c].astype(np.int32) for c in range(3))
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # Sums over 2x2 blocks carry 4x the mean, hence the shift by 10 instead of 8.
+    rs, gs, bs = (c.reshape(height // 2, 2, width // 2, 2).sum(axis=(1, 3)) for c in (r, g, b))
+    u = ((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128
+    v = ((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128
+    planes = (y.ravel(), u.ravel(), v.ravel())
+    return np.concatenate(planes).astype(np.uint8).reshape(height * 3 // 2, width)
 
 
 def write_manifest(directory: Path, plans: list[VideoPlan], options: SynthOptions) -> None:
