@@ -59,7 +59,7 @@ class SyntheticVideo:
 @pytest.fixture
 def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
     """Factory: `make_video(path, num_frames=30, fps=30, size=(64, 48), pattern=moving_shapes,
-    timestamps=None, faststart=False) -> SyntheticVideo`.
+    timestamps=None, faststart=False, rotation=0) -> SyntheticVideo`.
 
     - `path`: file name (relative names go under the test's `tmp_path`); mp4 or mkv.
     - `size`: (width, height) in pixels.
@@ -68,6 +68,8 @@ def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
       millisecond resolution); default `index / fps`.
     - `faststart`: put the mp4 index (moov) before the data, as web videos do; a truncated
       copy of such a file still opens, while a cut default mp4 (moov at the end) does not.
+    - `rotation`: display rotation in degrees counter-clockwise (a phone's portrait video);
+      `frames` stay as encoded.
     """
 
     def make(
@@ -78,6 +80,7 @@ def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
         pattern: Pattern = moving_shapes,
         timestamps: Sequence[float] | None = None,
         faststart: bool = False,
+        rotation: int = 0,
     ) -> SyntheticVideo:
         path = tmp_path / path
         width, height = size
@@ -96,6 +99,8 @@ def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
             stream = container.add_stream("libx264rgb", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
             stream.time_base = stream.codec_context.time_base = time_base
+            if rotation:
+                stream.set_display_rotation(rotation)
             # qp=0 is lossless; no B-frames keeps packets in presentation order.
             stream.options = {"qp": "0", "preset": "ultrafast", "bf": "0"}
             for image, frame_pts in zip(frames, pts, strict=True):
@@ -180,3 +185,40 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+HOSTILE_OUTPUTS = ("user_folder", "user_file", "own_input", "dotdot")
+"""Destinations no writer may replace: a user's folder (with a file in it), a user's file, the
+command's own input, and `..` from a nested working folder."""
+
+
+def hostile_output(
+    variant: str, tmp_path: Path, own_input: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Set up the `variant` destination under `tmp_path` and return it as a CLI argument."""
+    if variant == "user_folder":
+        folder = tmp_path / "user_folder"
+        folder.mkdir()
+        (folder / "thesis.tex").write_text("three years of work\n")
+        return str(folder)
+    if variant == "user_file":
+        (tmp_path / "notes.txt").write_text("keep me\n")
+        return str(tmp_path / "notes.txt")
+    if variant == "own_input":
+        return str(own_input)
+    if variant == "dotdot":
+        nested = tmp_path / "work" / "nested"
+        nested.mkdir(parents=True)
+        (nested / "draft.txt").write_text("current folder\n")
+        monkeypatch.chdir(nested)
+        return ".."
+    raise ValueError(variant)
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root` (files with their bytes, folders as None), to prove nothing
+    was touched."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }

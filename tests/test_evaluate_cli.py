@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -137,3 +138,84 @@ def test_other_bad_inputs(folders, tmp_path: Path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no label files" in _error([str(empty), str(pred)])
+
+
+# --- output safety, label kinds, background names, encodings -----------------------------------
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+def test_json_never_replaces_what_it_did_not_write(folders, variant, tmp_path, monkeypatch):
+    gt, pred = folders
+    out = hostile_output(variant, tmp_path, gt, monkeypatch)
+    before = tree_snapshot(tmp_path)
+    message = _error([str(gt), str(pred), "--json", out])
+    assert "refusing to replace" in message and tree_snapshot(tmp_path) == before
+
+
+def test_json_replaces_its_own_file(folders, tmp_path):
+    gt, pred = folders
+    out = tmp_path / "scores.json"
+    for _ in range(2):
+        assert (
+            runner.invoke(app, ["evaluate", str(gt), str(pred), "--json", str(out)]).exit_code == 0
+        )
+    assert json.loads(out.read_text())["videos"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt", "pred", "scores.json"]
+
+
+@pytest.mark.parametrize(("gt_kind", "pred_kind"), [(".npy", ".txt"), (".txt", ".npy")])
+def test_mixed_label_kinds_need_a_mapping(tmp_path, gt_kind, pred_kind):
+    for folder, kind in (("gt", gt_kind), ("pred", pred_kind)):
+        (tmp_path / folder).mkdir()
+        if kind == ".npy":
+            np.save(tmp_path / folder / "v.npy", np.array([0, 1, 1]))
+        else:
+            _write(tmp_path / folder, "v", ["background", "cut", "cut"])
+    message = _error([str(tmp_path / "gt"), str(tmp_path / "pred")])
+    assert "video 'v'" in message and "pass --classes" in message
+    mapping = tmp_path / "mapping.txt"
+    mapping.write_text("0 background\n1 cut\n")
+    scores = _json([str(tmp_path / "gt"), str(tmp_path / "pred"), "--classes", str(mapping)])
+    assert scores["acc"] == pytest.approx(100)
+
+
+@pytest.mark.parametrize(
+    ("names", "unseen"), [(["backgrund"], ["backgrund"]), (["background", "SIL"], ["SIL"])]
+)
+def test_a_background_name_found_in_no_file_is_a_warning(folders, names, unseen):
+    gt, pred = folders
+    args = ["evaluate", str(gt), str(pred), *[a for n in names for a in ("--background", n)]]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0
+    assert f"warning: background class(es) {unseen} occur in no label file" in result.stderr
+
+
+def test_no_warning_when_every_background_name_occurs(folders):
+    gt, pred = folders
+    result = runner.invoke(app, ["evaluate", str(gt), str(pred), "--background", "background"])
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text.encode("utf-8"),
+        lambda text: b"\xef\xbb\xbf" + text.encode("utf-8"),  # UTF-8 byte-order mark
+        lambda text: text.replace("\n", "\r\n").encode("utf-8"),  # Windows line ends
+        lambda text: b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"),
+    ],
+)
+def test_byte_order_mark_and_line_ends_change_no_label(tmp_path, encode):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    _write(pred, "v", ["background", "a", "a"])
+    gt.mkdir()
+    (gt / "v.txt").write_bytes(encode("background\na\na\n"))
+    assert _json([str(gt), str(pred)])["acc"] == pytest.approx(100)
+
+
+@pytest.mark.parametrize("data", [b"caf\xe9\n", b"a\n\xff\xfe\n", b"\x80"])
+def test_a_file_that_is_not_utf8_is_named_with_its_byte(tmp_path, folders, data):
+    gt, pred = folders
+    (gt / "v1.txt").write_bytes(data)
+    message = _error([str(gt), str(pred)])
+    assert "v1.txt: not UTF-8 text: byte 0x" in message and "save it as UTF-8" in message

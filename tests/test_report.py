@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -83,7 +84,8 @@ def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path)
     result = runner.invoke(app, ["report", str(tree), str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "index.html", "metrics.csv", "plots", "provenance.json", "table.csv", "table.md",
+        "index.html", "metrics.csv", "plots", "provenance.json", "report.json", "table.csv",
+        "table.md",
     ]  # fmt: skip
     assert not list(tmp_path.glob(".report*")), "temporary folder left behind"
 
@@ -177,7 +179,25 @@ def test_refuses_to_replace_a_folder_that_is_not_a_report(tree: Path, tmp_path: 
     assert (out / "notes.txt").read_text() == "keep me"
     result = runner.invoke(app, ["report", str(tree), str(tree.parent)])
     assert result.exit_code == 1
-    assert "replace the predictions" in result.output
+    assert "holds an input" in result.output
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+def test_never_replaces_what_it_did_not_write(tree: Path, tmp_path: Path, variant, monkeypatch):
+    out = hostile_output(variant, tmp_path, tree, monkeypatch)
+    before = tree_snapshot(tmp_path)
+    result = runner.invoke(app, ["report", str(tree), out])
+    assert result.exit_code == 1 and "refusing to replace" in result.output, result.output
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_a_folder_of_metrics_without_the_marker_is_not_a_report(tree: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert runner.invoke(app, ["report", str(tree), str(out)]).exit_code == 0
+    assert json.loads((out / "report.json").read_text())["runs"] > 0
+    (out / "report.json").unlink()  # metrics.csv alone no longer proves anything
+    result = runner.invoke(app, ["report", str(tree), str(out)])
+    assert result.exit_code == 1 and "not a report folder this project wrote" in result.output
 
 
 def test_runs_covering_different_splits_are_an_error(tree: Path, tmp_path: Path):
@@ -254,6 +274,7 @@ def test_provenance_names_settings_features_and_wall_times(tree: Path, tmp_path:
     """Settings from run.json, the backbone from its feature store, the final epoch from the
     checkpoint's log, and wall seconds summed per stage from the benchmark tables."""
     from stages import __version__
+    from stages.common.outputs import FEATURE_STORE
     from stages.common.stores import write_store
 
     checkpoint = tmp_path / "models" / "split1" / "best.pt"
@@ -263,9 +284,8 @@ def test_provenance_names_settings_features_and_wall_times(tree: Path, tmp_path:
     )
     features = tmp_path / "features" / "lcdc" / "split1"
     attrs = {"backbone": "lcdc", "weights": "imagenet", "checkpoint": str(checkpoint)}
-    write_store(
-        features / "vid_a.zarr", {"features": (np.zeros((2, 3)), ("t", "c"), (2, 3))}, attrs
-    )
+    arrays = {"features": (np.zeros((2, 3)), ("t", "c"), (2, 3))}
+    write_store(features / "vid_a.zarr", arrays, attrs, FEATURE_STORE)
     run_json = {"head": "ed-tcn", "options": {"filter_length": 9}, "train": {"lr": 0.01},
                 "seed": 1, "device": "cpu", "manifest": "data_manifests/demo", "split": "1",
                 "features": str(features), "final_train_loss": 0.123456}  # fmt: skip

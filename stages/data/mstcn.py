@@ -38,10 +38,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from stages.common.atomic import write_text
+from stages.common.atomic import check_destination, write_text
 from stages.common.errors import MotionsegError, input_error
 from stages.common.labels import ClassList, read_label_file, write_label_file
 from stages.common.manifest import Manifest, VideoEntry
+from stages.common.outputs import FEATURE_STORE, LABEL_FILE, MANIFEST, MANIFEST_PART
 from stages.common.progress import Progress
 from stages.common.stores import write_store
 from stages.data.checks import align_labels, default_tolerance
@@ -291,6 +292,11 @@ def import_mstcn(
         raise MotionsegError(f"{out}: --out must differ from ROOT (the import writes groundTruth/)")
     layout = scan_layout(root, background, h5)
     manifest = planned_manifest(layout, out, name or out.name, fps)
+    inputs = (root, *([h5] if h5 is not None else []))
+    check_destination(manifest.directory, MANIFEST, inputs)
+    for video in layout.videos:  # before any work: nothing written over foreign files
+        check_destination(out / STORE_TEMPLATE.format(video_id=video), FEATURE_STORE, inputs)
+        check_destination(out / LABEL_TEMPLATE.format(video_id=video), LABEL_FILE, inputs)
     report = ImportReport(manifest, warnings=list(layout.warnings))
     report.warnings += _unexpected_counts(manifest, expect or {})
     h5_ctx = _open_h5(h5) if h5 is not None else _no_h5()
@@ -371,7 +377,8 @@ def _write_video(
         ),
         "frame_index": (frames, ("time",), (chunk,)),
     }
-    write_store(out / STORE_TEMPLATE.format(video_id=video), arrays, attrs)
+    dest = out / STORE_TEMPLATE.format(video_id=video)
+    write_store(dest, arrays, attrs, FEATURE_STORE, inputs=(manifest.settings["source"],))
     write_label_file(out / LABEL_TEMPLATE.format(video_id=video), labels)
 
 
@@ -393,7 +400,8 @@ def write_manifest(manifest: Manifest, header: str) -> None:
     }
     videos = "".join(f"{v}\t{e.path}\n" for v, e in manifest.videos.items())
     splits = "".join(f"{k}\t{v}\n" for k, ids in manifest.splits.items() for v in ids)
-    write_text(directory / "videos.tsv", "video_id\tvideo\n" + videos)
-    write_text(directory / "splits.tsv", "split\tvideo_id\n" + splits)
-    manifest.classes.write(directory / MAPPING)
-    write_text(directory / "dataset.yaml", header + yaml.safe_dump(meta, sort_keys=False))
+    write_text(directory / "videos.tsv", "video_id\tvideo\n" + videos, MANIFEST_PART)
+    write_text(directory / "splits.tsv", "split\tvideo_id\n" + splits, MANIFEST_PART)
+    manifest.classes.write(directory / MAPPING, MANIFEST_PART)
+    dataset_yaml = header + yaml.safe_dump(meta, sort_keys=False)
+    write_text(directory / "dataset.yaml", dataset_yaml, MANIFEST_PART)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.labels import ClassList, write_label_file
+from stages.common.outputs import LAYOUT_FILE
 
 CLASSES = ("SIL", "pour", "stir", "cut")
 
@@ -53,5 +54,5 @@ def write_mstcn_folder(
         for kind, chosen in (("train", train), ("test", test)):
             text = "".join(f"{v}.txt\n" for v in chosen)
             (root / "splits" / f"{kind}.split{k}.bundle").write_text(text)
-    ClassList(tuple(classes), ()).write(root / "mapping.txt")
+    ClassList(tuple(classes), ()).write(root / "mapping.txt", LAYOUT_FILE)
     return ids

@@ -60,12 +60,18 @@ def evaluate(
     classes: ClassesOption = None,
 ) -> None:
     """Frame accuracy, segmental edit score and F1@{10,25,50} of a folder of predictions."""
-    from stages.common.atomic import write_text
+    from stages import __version__
+    from stages.common.atomic import VERSION_KEY, check_destination, write_text
+    from stages.common.outputs import EVALUATION_JSON
     from stages.evaluate.label_folders import score_folders
     from stages.evaluate.metrics import DEFAULT_BACKGROUND, combine
 
+    inputs = (gt, pred, *([classes] if classes else []))
+    if json_out not in (None, "-"):
+        check_destination(json_out, EVALUATION_JSON, inputs)
+    warn = (lambda line: typer.echo(f"warning: {line}", err=True)) if background else None
     background = list(background or DEFAULT_BACKGROUND)
-    scores = score_folders(gt, pred, background, _classes(classes, background))
+    scores = score_folders(gt, pred, background, _classes(classes, background), warn=warn)
     result = {
         **combine(list(scores.values()), convention),
         "videos": len(scores),
@@ -76,7 +82,8 @@ def evaluate(
         sys.stdout.write(text)
         return
     if json_out is not None:
-        write_text(json_out, text)
+        file_text = json.dumps({**result, VERSION_KEY: __version__}, indent=2) + "\n"
+        write_text(json_out, file_text, EVALUATION_JSON, inputs)
     typer.echo(
         f"{len(scores)} videos, {convention} convention, background: {', '.join(background)}"
     )

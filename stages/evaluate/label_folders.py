@@ -7,7 +7,7 @@ length differs from its ground truth (no truncation to the shorter one).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,13 @@ def read_pairs(
         )
     pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for video, gt_path in gt_files.items():
+        if classes is None and gt_path.suffix != pred_files[video].suffix:
+            raise input_error(
+                pred_files[video],
+                f"video {video!r}: {pred_files[video].suffix} prediction against a "
+                f"{gt_path.suffix} ground truth ({gt_path}): .npy files hold class indices, "
+                ".txt files names; pass --classes to map one onto the other",
+            )
         gt = read_label_file(gt_path, classes)
         pred = read_label_file(pred_files[video], classes)
         if len(gt) != len(pred):
@@ -69,15 +76,30 @@ def read_pairs(
     return pairs
 
 
+def unseen_names(
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str]
+) -> list[str]:
+    """The `names` that occur in no ground-truth or prediction file (a typo there changes F1)."""
+    seen: set[str] = set()
+    for gt, pred in pairs.values():
+        seen.update(np.unique(gt).tolist(), np.unique(pred).tolist())
+    return [name for name in names if name not in seen]
+
+
 def score_folders(
     gt_dir: str | Path,
     pred_dir: str | Path,
     background: Sequence[str] = DEFAULT_BACKGROUND,
     classes: ClassList | None = None,
     thresholds: Sequence[float] = THRESHOLDS,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, VideoScore]:
-    """Video id -> per-video score for every video of the two folders."""
+    """Video id -> per-video score for every video of the two folders; `warn` hears of
+    background names that occur in no label file."""
+    pairs = read_pairs(gt_dir, pred_dir, classes)
+    unseen = unseen_names(pairs, background)
+    if warn is not None and unseen:
+        warn(f"background class(es) {unseen} occur in no label file of {gt_dir} or {pred_dir}")
     return {
-        video: score_video(gt, pred, background, thresholds)
-        for video, (gt, pred) in read_pairs(gt_dir, pred_dir, classes).items()
+        video: score_video(gt, pred, background, thresholds) for video, (gt, pred) in pairs.items()
     }

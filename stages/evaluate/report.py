@@ -20,9 +20,11 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from stages.common.atomic import atomic_path
+from stages import __version__
+from stages.common.atomic import VERSION_KEY, atomic_path, check_destination
 from stages.common.errors import input_error
 from stages.common.labels import ClassList, read_label_file
+from stages.common.outputs import REPORT
 from stages.evaluate import provenance
 from stages.evaluate.label_folders import label_files
 from stages.evaluate.metrics import CONVENTIONS
@@ -47,16 +49,6 @@ def default_dataset_name(predictions_dir: Path) -> str:
     """`results/{dataset}/predictions` -> `{dataset}`; otherwise the folder's own name."""
     resolved = predictions_dir.resolve()
     return resolved.parent.name if resolved.name == "predictions" else resolved.name
-
-
-def _check_out_dir(predictions_dir: Path, out_dir: Path) -> None:
-    pred, out = predictions_dir.resolve(), out_dir.resolve()
-    if out == pred or out in pred.parents:
-        raise input_error(out_dir, "report folder would replace the predictions it reads")
-    if out.exists() and not out.is_dir():
-        raise input_error(out_dir, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "metrics.csv").is_file():
-        raise input_error(out_dir, "not empty and not a previous report; refusing to replace it")
 
 
 def _plot_all(
@@ -141,6 +133,9 @@ def _html(
     return "\n".join(parts) + "\n"
 
 
+REPORT_MARKER = "report.json"  # proves a folder is a report (stages.common.outputs.REPORT)
+
+
 def build_report(
     predictions_dir: str | Path,
     out_dir: str | Path,
@@ -157,7 +152,7 @@ def build_report(
     stage in the provenance section."""
     started = time.time()
     predictions_dir, out_dir = Path(predictions_dir), Path(out_dir)
-    _check_out_dir(predictions_dir, out_dir)
+    check_destination(out_dir, REPORT, inputs=(predictions_dir,))
     runs = find_runs(predictions_dir, only)
     if plot_run is None:
         plot_run = min(r.run for r in runs)
@@ -171,8 +166,10 @@ def build_report(
     title = f"{dataset or default_dataset_name(predictions_dir)}: temporal action segmentation"
     bench = Path(benchmarks_dir) if benchmarks_dir is not None else None
     prov = provenance.collect(runs, rate, bench, started)
-    with atomic_path(out_dir.resolve()) as tmp:
+    with atomic_path(out_dir, REPORT, inputs=(predictions_dir,)) as tmp:
         tmp.mkdir()
+        marker = {"predictions": str(predictions_dir.resolve()), "runs": len(runs)}
+        (tmp / REPORT_MARKER).write_text(json.dumps({**marker, VERSION_KEY: __version__}) + "\n")
         metrics.to_csv(tmp / "metrics.csv", index=False)
         table.to_csv(tmp / "table.csv", index=False)
         (tmp / "table.md").write_text(_markdown(title, table, rate, prov))

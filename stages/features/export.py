@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.atomic import atomic_path, write_text
+from stages.common.atomic import atomic_path, check_destination, write_text
 from stages.common.errors import MotionsegError
 from stages.common.labels import write_label_file
 from stages.common.manifest import Manifest
+from stages.common.outputs import EXPORTED_ARRAY, LAYOUT_FILE
 from stages.common.progress import Progress
 from stages.common.stores import open_store
 from stages.heads.data import feature_store_path, load_video
@@ -56,11 +57,15 @@ def export_mstcn(
             f"{feature_store_path(features_dir, first)}: features of a fine-tuned checkpoint "
             "depend on the split; export one split at a time (--split K) into its own folder"
         )
+    inputs = (features_dir, manifest.directory, manifest.root)
+    for video in manifest.video_ids:  # before any work: nothing exported over foreign files
+        check_destination(out / "features" / f"{video}.npy", EXPORTED_ARRAY, inputs)
     frames: dict[str, int] = {}
     with Progress(f"export {features_dir}", len(manifest.video_ids), "videos") as progress:
         for video in manifest.video_ids:
             loaded = load_video(features_dir, manifest, video)
-            with atomic_path(out / "features" / f"{video}.npy") as tmp, tmp.open("wb") as handle:
+            npy = out / "features" / f"{video}.npy"
+            with atomic_path(npy, EXPORTED_ARRAY, inputs) as tmp, tmp.open("wb") as handle:
                 np.save(handle, np.ascontiguousarray(loaded.features.T, dtype=np.float32))
             labels = manifest.classes.decode(loaded.targets)
             write_label_file(out / "groundTruth" / f"{video}.txt", labels)
@@ -69,6 +74,6 @@ def export_mstcn(
     for split in chosen:
         for kind, ids in (("train", manifest.train_ids(split)), ("test", manifest.test_ids(split))):
             bundle = "".join(f"{v}.txt\n" for v in ids)
-            write_text(out / "splits" / f"{kind}.split{split}.bundle", bundle)
-    manifest.classes.write(out / "mapping.txt")
+            write_text(out / "splits" / f"{kind}.split{split}.bundle", bundle, LAYOUT_FILE, inputs)
+    manifest.classes.write(out / "mapping.txt", LAYOUT_FILE)
     return frames

@@ -43,10 +43,12 @@ import numpy as np
 import torch
 import zarr
 
+from stages.common.atomic import check_destination
 from stages.common.errors import MotionsegError, input_error
+from stages.common.outputs import FEATURE_STORE
 from stages.common.progress import Progress
 from stages.common.runtime import autocast, resolve_device
-from stages.common.stores import open_store, write_store
+from stages.common.stores import first_non_finite_row, open_store, write_store
 from stages.features.base import Backbone, Encoded
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
 from stages.features.registry import build_backbone
@@ -76,6 +78,13 @@ class LoadedBackbone:
     @property
     def frozen(self) -> bool:
         return self.checkpoint_path is None
+
+    def source_files(self) -> list[Path]:
+        """The checkpoint, or a frozen backbone's local weights file: inputs never overwritten."""
+        if not self.frozen:
+            return [self.checkpoint_path]
+        weights = Path(str(self.options.get("weights", "")))
+        return [weights] if weights.is_file() else []
 
 
 def load_backbone(checkpoint_path: str | Path, device: str = "auto") -> LoadedBackbone:
@@ -187,6 +196,8 @@ def extract_features(
     `.zarr`. The store appears only once complete.
     """
     frames_path = Path(frames_path)
+    sources = checkpoint.source_files() if isinstance(checkpoint, LoadedBackbone) else [checkpoint]
+    check_destination(out_path, FEATURE_STORE, inputs=(frames_path, *sources))
     if batch_size < 1:
         raise MotionsegError(f"batch size must be >= 1, got {batch_size}")
     loaded = (
@@ -200,6 +211,13 @@ def extract_features(
     with Progress(f"extract {frames_path.name}", num_frames, "frames") as progress:
         features = video_features(
             model, reader, num_frames, batch_size, loaded.device, amp, progress
+        )
+    bad = first_non_finite_row(features)
+    if bad is not None:
+        raise input_error(
+            frames_path,
+            f"backbone {loaded.backbone!r} gave non-finite features from frame {frame_index[bad]} "
+            f"(row {bad}) on; {out_path} not written",
         )
     attrs = {
         "video_id": video_id or frames_path.name.removesuffix(".zarr"),
@@ -224,6 +242,8 @@ def extract_features(
             "frame_index": (frame_index, ("time",), (chunk,)),
         },
         attrs,
+        FEATURE_STORE,
+        inputs=(frames_path, *loaded.source_files()),
     )
     echo(f"{attrs['video_id']}: {num_frames} features of {model.feature_dim} -> {out_path}")
     return Path(out_path)

@@ -19,7 +19,7 @@ import numpy as np
 
 from stages.common.errors import MotionsegError, input_error
 from stages.common.manifest import Manifest
-from stages.common.stores import open_store
+from stages.common.stores import first_non_finite_row, open_store
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ def load_video(
         raise input_error(
             path, f"{features.shape[0]} feature rows but {frames.size} frame_indices entries"
         )
+    bad = first_non_finite_row(features)
+    if bad is not None:
+        raise input_error(path, f"non-finite features from row {bad} (frame {frames[bad]}) on")
     native = manifest.labels(video_id)
     _check_alignment(path, manifest.label_path(video_id), frames, native.size)
     targets = manifest.classes.encode(native[frames], source=manifest.label_path(video_id))

@@ -18,11 +18,13 @@ from typing import Any
 
 import torch
 
-from stages.common.atomic import atomic_path
+from stages import __version__
+from stages.common.atomic import VERSION_KEY, atomic_path, check_destination
 from stages.common.errors import MotionsegError
 from stages.common.labels import ClassList
 from stages.common.manifest import Manifest
 from stages.common.options import check_options
+from stages.common.outputs import HEAD_RUN
 from stages.common.runtime import make_optimizer, resolve_device
 from stages.common.scalars import ScalarLog
 from stages.common.seeding import seed_everything
@@ -132,6 +134,12 @@ def fit_head(
             batch = [videos[i] for i in order[b : b + settings.batch_size]]
             x, mask, target = (t.to(device) for t in pad_batch(batch))
             loss = head.loss(x, mask, target)
+            if not torch.isfinite(loss):
+                raise MotionsegError(
+                    f"{type(head).__name__}: training loss became {loss.item()} in epoch "
+                    f"{epoch + 1} (videos {[v.video_id for v in batch]}); features too large "
+                    "or learning rate too high? No run folder written"
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -162,6 +170,7 @@ def train_run(
     with tensorboard installed, the loss curve under `tensorboard/`; returns what `run.json`
     holds.
     """
+    check_destination(out, HEAD_RUN, inputs=(features_dir,))
     settings = TrainSettings.resolve(head_name, train_overrides)
     train_ids, test_ids = manifest.train_ids(split), manifest.test_ids(split)
     if not train_ids or not test_ids:
@@ -201,8 +210,9 @@ def train_run(
         "train_seconds": log.unsupervised_fit_seconds + sum(log.seconds_per_epoch),
         "train_loss": log.losses,
         "final_train_loss": log.losses[-1],
+        VERSION_KEY: __version__,
     }
-    with atomic_path(out) as tmp:
+    with atomic_path(out, HEAD_RUN, inputs=(features_dir,)) as tmp:
         tmp.mkdir(parents=True)
         predict_into(head, test_videos, manifest.classes, tmp)
         save_model(tmp / "model.pt", head.cpu(), _model_meta(info, manifest.classes))
