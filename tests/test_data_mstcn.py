@@ -57,7 +57,7 @@ def test_import_writes_stores_labels_and_manifest(folder: Path, tmp_path: Path) 
         store = open_store(out / "features" / f"{video}.zarr")
         source = np.load(folder / "features" / f"{video}.npy")
         np.testing.assert_array_equal(store["features"][...], source.T)
-        assert store.attrs["frame_indices"] == list(range(source.shape[1]))
+        assert store["frame_index"][...].tolist() == list(range(source.shape[1]))
         assert store.attrs["frozen"] is True and store.attrs["backbone"] == "i3d"
         assert list(m.labels(video)) == list(read_label_file(folder / f"groundTruth/{video}.txt"))
 

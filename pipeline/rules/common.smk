@@ -1,25 +1,23 @@
 # Shared helpers: load and validate every dataset config, resolve manifests, and build the
-# paths and CLI arguments the rules use. Imports only stages.common (no torch), so DAG
-# building stays fast.
+# CLI arguments the rules use; every results path comes from stages.common.results_paths.
+# Imports only stages.common (no torch), so DAG building stays fast. The Snakefile checks that
+# `stages` is this checkout's code before including this file.
 
 import json
-import os
 import re
-import sys
 from functools import cache
 from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
 
+from stages.common import results_paths as paths
 from stages.common.errors import MotionsegError
 from stages.common.manifest import load_manifest
 
-# Rules call `motionseg`: find it next to the Python running Snakemake, so `.venv/bin/snakemake`
-# works without activating the environment.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-
 CONFIG_DIR = Path(workflow.basedir) / "pipeline" / "config"
+# The software of every rule; relative to pipeline/rules/, as conda paths are.
+CONDA_ENV = "../envs/motionseg.yaml"
 SCHEMA = str(Path(workflow.basedir) / "pipeline" / "schemas" / "dataset.schema.yaml")
 validate(config, str(Path(workflow.basedir) / "pipeline" / "schemas" / "workflow.schema.yaml"))
 
@@ -50,15 +48,6 @@ def _load_dataset_configs() -> dict:
 
 DATASETS = _load_dataset_configs()
 DEFAULT_TARGETS = config.get("default_targets", [])
-
-
-wildcard_constraints:
-    dataset="|".join(re.escape(d) for d in DATASETS) or "(?!)",
-    backbone=r"[^/]+",
-    head=r"[^/]+",
-    split=r"[^/]+",
-    run=r"\d+",
-    video=r"[^/]+",
 
 
 def cfg(dataset: str) -> dict:
@@ -175,10 +164,6 @@ def dataset_args(dataset: str) -> str:
     return f"--manifest {m.directory} --root {m.root} --granularity {m.granularity}"
 
 
-def frame_store(dataset: str, video: str) -> str:
-    return f"results/frames/{dataset}/{video}.zarr"
-
-
 def is_frozen(dataset: str, backbone: str) -> bool:
     """A backbone entry with `train: false`: features from its initial weights, no training."""
     return model_cfg(dataset, "backbones", backbone).get("train") is False
@@ -190,13 +175,8 @@ def feature_dir(dataset: str, backbone: str, split: str) -> str:
     if is_precomputed(dataset):
         return f"{data_root(dataset)}/features"
     if is_frozen(dataset, backbone):
-        return f"results/features/{dataset}/{backbone}/frozen"
-    return split_feature_dir(dataset, backbone, split)
-
-
-def split_feature_dir(dataset: str, backbone: str, split: str) -> str:
-    """Where a fine-tuned backbone's split model writes its stores (also as a rule pattern)."""
-    return f"results/features/{dataset}/{backbone}/split{split}"
+        return paths.frozen_feature_dir(dataset, backbone)
+    return paths.feature_dir(dataset, backbone, split)
 
 
 def feature_names(dataset: str) -> list[str]:
@@ -206,16 +186,26 @@ def feature_names(dataset: str) -> list[str]:
     return list(cfg(dataset)["backbones"])
 
 
-def run_dir(dataset: str, backbone: str, head: str, split: str, run: int) -> str:
-    return f"results/predictions/{dataset}/{backbone}/{head}/split{split}/run{run}"
-
-
 def all_runs(dataset: str) -> list[str]:
     c = cfg(dataset)
     return [
-        run_dir(dataset, b, h, s, r)
+        paths.run_dir(dataset, b, h, s, r)
         for b in feature_names(dataset)
         for h in c["heads"]
         for s in splits(dataset)
         for r in runs(dataset)
     ]
+
+
+def prepare_command(wildcards, output) -> str:
+    """`motionseg data synth` (demo), `motionseg data import` or, for precomputed features,
+    `motionseg data import mstcn` for rule prepare_dataset."""
+    c = cfg(wildcards.dataset)
+    if "synthesize" in c:  # unset keys take the command's defaults
+        return f"motionseg data synth {output[0]} {cli_flags(c['synthesize'])}"
+    if is_precomputed(wildcards.dataset):
+        args = precomputed_args(wildcards.dataset)
+        return f"motionseg data import mstcn {c['root']} --out {output[0]} {args}"
+    imp = c["import"]
+    flags = cli_flags(imp.get("options", {}))
+    return f"motionseg data import {imp['format']} {c['root']} --out {output[0]} {flags}"

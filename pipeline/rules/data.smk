@@ -3,18 +3,6 @@
 # (feature stores, aligned labels, manifest). Then check it before any heavy work.
 
 
-def prepare_command(wildcards, output) -> str:
-    c = cfg(wildcards.dataset)
-    if "synthesize" in c:  # unset keys take the command's defaults
-        return f"motionseg data synth {output[0]} {cli_flags(c['synthesize'])}"
-    if is_precomputed(wildcards.dataset):
-        args = precomputed_args(wildcards.dataset)
-        return f"motionseg data import mstcn {c['root']} --out {output[0]} {args}"
-    imp = c["import"]
-    flags = cli_flags(imp.get("options", {}))
-    return f"motionseg data import {imp['format']} {c['root']} --out {output[0]} {flags}"
-
-
 rule prepare_dataset:
     output:
         directory("data/{dataset}"),
@@ -22,6 +10,8 @@ rule prepare_dataset:
         command=prepare_command,
     log:
         "logs/{dataset}/prepare.log",
+    conda:
+        CONDA_ENV
     shell:
         "{params.command} &> {log}"
 
@@ -35,5 +25,7 @@ rule check_dataset:
         dataset=lambda w: dataset_args(w.dataset),
     log:
         "logs/{dataset}/check.log",
+    conda:
+        CONDA_ENV
     shell:
         "motionseg data check {params.dataset} &> {log}"

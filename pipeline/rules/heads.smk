@@ -12,7 +12,7 @@ rule train_head:
             for v in manifest(w.dataset).video_ids
         ],
     output:
-        directory("results/predictions/{dataset}/{backbone}/{head}/split{split}/run{run}"),
+        directory(paths.run_dir("{dataset}", "{backbone}", "{head}", "{split}", "{run}")),
     params:
         dataset=lambda w: dataset_args(w.dataset),
         features=lambda w: feature_dir(w.dataset, w.backbone, w.split),
@@ -21,10 +21,15 @@ rule train_head:
         train=lambda w: as_json(model_cfg(w.dataset, "heads", w.head).get("train")),
         seed=lambda w: cfg(w.dataset).get("seed", 0),
     threads: lambda w: torch_threads(w.dataset)
+    resources:
+        mem_mb=16000,
+        runtime=120,
     log:
         "logs/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.log",
     benchmark:
         "results/benchmarks/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} motionseg heads train {params.dataset} --split {wildcards.split} "
         "--features {params.features} --head {params.name} --run {wildcards.run} "

@@ -12,7 +12,7 @@ Some feature sets come as one HDF5 file with a dataset per video (named by the v
 
 The import converts, it does not read in place: the features become Zarr feature stores
 (`OUT/features/<video>.zarr`, the layout `motionseg features extract` writes, one row per
-label line, `frame_indices` 0..T-1), so the heads, the report and the notebooks read them like
+label line, `frame_index` 0..T-1), so the heads, the report and the notebooks read them like
 any backbone's; the labels are copied to `OUT/groundTruth/`, aligned to the features; the
 manifest goes to `OUT/manifest/` (data root OUT, `fps` the features' rate, so the "native" rate
 of the labels is the feature rate). Nothing is written inside ROOT.
@@ -365,7 +365,6 @@ def _write_video(
         "source": manifest.settings["source"],
         "fps": manifest.fps,
         "source_fps": manifest.fps,
-        "frame_indices": frames.tolist(),
         "feature_dim": int(features.shape[1]),
         "padding": None,
     }

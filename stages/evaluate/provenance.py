@@ -98,7 +98,7 @@ def stage_times(benchmarks_dir: Path | None) -> pd.DataFrame:
 
 
 def collect(
-    runs: Sequence[RunDir], rate: Rate, benchmarks_dir: Path | None, started: float
+    runs: Sequence[RunDir], rate: Rate, span: str, benchmarks_dir: Path | None, started: float
 ) -> dict[str, Any]:
     """Everything the provenance section shows, also written as `provenance.json`."""
     models: dict[str, dict[str, Any]] = {}
@@ -133,6 +133,7 @@ def collect(
         "date": now.isoformat(timespec="seconds"),
         "report_seconds": round(now.timestamp() - started, 1),
         "label_rate": rate,
+        "label_span": span,
         "conventions": CONVENTION_NOTE,
         "models": models,
         "stage_times": stage_times(benchmarks_dir).to_dict(orient="records"),
@@ -143,7 +144,8 @@ def markdown(prov: dict[str, Any]) -> str:
     lines = [
         "## Provenance\n",
         f"- code: {prov['code_version']}; report written {prov['date']}",
-        f"- labels at the {prov['label_rate']} rate; conventions: {prov['conventions']}",
+        f"- labels at the {prov['label_rate']} rate, span {prov['label_span']}; "
+        f"{prov['conventions']}",
     ]
     for name, model in prov["models"].items():
         lines.append(
@@ -169,7 +171,8 @@ def html_section(prov: dict[str, Any]) -> str:
     parts = [
         "<h2>Provenance</h2>",
         f"<p>Code: {esc(prov['code_version'])}; report written {esc(prov['date'])}. Labels at "
-        f"X All of it: "
+        f"the {esc(prov['label_rate'])} rate, span {esc(prov['label_span'])}; "
+        f"{esc(prov['conventions'])}. All of it: "
         '<a href="provenance.json">provenance.json</a>.</p>',
         "<table><tr><th>model</th><th>manifest / splits / seeds / device</th><th>head options"
         "</th><th>training</th><th>final training loss (run.json)</th><th>features per split"
