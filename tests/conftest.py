@@ -3,12 +3,18 @@
 `make_video` writes a *lossless* RGB H.264 mp4 (libx264rgb, qp=0), so decoding it gives back
 exactly the frames that were written: tests can compare decoded pixels with `expected.frames`.
 `truncate_video` makes a cut copy of a file to test error handling on damaged inputs.
+
+Reference data (real clips, 50 Salads annotations, the TCN authors' predictions) lives in
+`../shared/reference` next to the repository, or wherever `MOTIONSEG_REFERENCE` points. A test
+that needs some is marked `@pytest.mark.reference("50salads")`: it is skipped when the data is
+absent, except in CI (`CI=true`), where it fails, so missing data cannot pass unnoticed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,8 +26,34 @@ import pytest
 Pattern = Callable[[int, int, int], np.ndarray]
 """(frame index, height, width) -> uint8 RGB image of shape (height, width, 3)."""
 
-REAL_CLIP = Path("/work/shared/reference/media/activitynet_v_ZNVhz7ctTq0.mp4")
-"""A real 480x360 H.264 clip, 420 frames at 30 fps; tests using it skip when it is absent."""
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_ENV = "MOTIONSEG_REFERENCE"
+
+
+def reference_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """`$MOTIONSEG_REFERENCE`, else `../shared/reference` relative to the repository."""
+    return Path(environ.get(REFERENCE_ENV) or REPO.parent / "shared" / "reference")
+
+
+REFERENCE = reference_dir()
+REAL_CLIP = REFERENCE / "media" / "activitynet_v_ZNVhz7ctTq0.mp4"
+"""A real 480x360 H.264 clip, 420 frames at 30 fps (mark its tests `reference("media")`)."""
+
+
+def require_reference(parts: Sequence[str], environ: Mapping[str, str] = os.environ) -> None:
+    """Skip when the reference path is absent; fail instead when `CI` is set to true."""
+    path = reference_dir(environ).joinpath(*parts)
+    if path.exists():
+        return
+    message = f"reference data {path} is absent (set {REFERENCE_ENV} to the folder holding it)"
+    if environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("reference"):
+        require_reference(mark.args)
 
 
 def moving_shapes(index: int, height: int, width: int) -> np.ndarray:

@@ -40,7 +40,10 @@ def _json(args: list[str]) -> dict:
 def test_json_to_stdout_is_one_object_with_the_documented_keys(folders):
     gt, pred = folders
     out = _json([str(gt), str(pred)])
-    assert set(out) == {"acc", "edit", "f1@10", "f1@25", "f1@50", "videos", "convention"}
+    assert set(out) == {
+        "acc", "edit", "f1@10", "f1@25", "f1@50", "videos", "convention", "span",
+    }  # fmt: skip
+    assert out["span"] == "video"
     assert out["videos"] == 2
     assert out["convention"] == "per-video"
     # v1: acc 75, segments a,b vs a,b -> edit 100; a[1,3) vs a[1,2) IoU .5 TP, b IoU .5 TP
@@ -48,6 +51,22 @@ def test_json_to_stdout_is_one_object_with_the_documented_keys(folders):
     assert out["acc"] == pytest.approx(37.5)
     assert out["edit"] == pytest.approx(50)
     assert out["f1@50"] == pytest.approx(50)
+
+
+def test_annotated_span_scores_first_to_last_annotated_frame(tmp_path: Path):
+    """Background before the first and after the last annotation is not scored with
+    `--span annotated`; background between annotations is."""
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    _write(gt, "v", ["background", "background", "a", "background", "b", "background"])
+    _write(pred, "v", ["a", "a", "a", "a", "b", "a"])
+    whole = _json([str(gt), str(pred)])
+    cropped = _json([str(gt), str(pred), "--span", "annotated"])
+    assert whole["acc"] == pytest.approx(100 * 2 / 6)
+    assert cropped["acc"] == pytest.approx(100 * 2 / 3)  # frames 2..4: a, background, b
+    assert cropped["span"] == "annotated"
+    # segments a, b vs a, b once cropped: edit 100 (the whole video: a, b, a vs a, b)
+    assert cropped["edit"] == pytest.approx(100)
+    assert whole["edit"] == pytest.approx(100 * (1 - 1 / 3))
 
 
 def test_pooled_convention(folders):

@@ -35,7 +35,7 @@ def write_frames(path: Path, num_frames: int = NUM_FRAMES, seed: int = 1) -> np.
             "frames": (frames, ("time", "height", "width", "channel"), (4, 20, 24, 3)),
             "frame_index": (index, ("time",), (64,)),
         },
-        {"source_fps": 30.0, "fps": 10.0, "frame_indices": index.tolist(), "size": 20},
+        {"source_fps": 30.0, "fps": 10.0, "size": 20},
         FRAME_STORE,
     )
     return frames
@@ -129,7 +129,7 @@ def test_extract_many_stores_in_one_call(tmp_path):
         assert attrs["weights"] == "imagenet" and attrs["checkpoint"] == str(tmp_path / "best.pt")
         assert attrs["checkpoint_epoch"] == 4
         assert attrs["fps"] == 10.0 and attrs["source_fps"] == 30.0
-        assert attrs["frame_indices"] == list(range(0, 3 * num_frames, 3))
+        assert "frame_indices" not in attrs  # the frame_index array is the one record
         assert attrs["feature_dim"] == model.feature_dim and attrs["padding"] == "replicate"
         assert attrs["preprocessing"]["feature_window"] == model.preprocessing.feature_window
         assert attrs["options"]["crop"] == 16

@@ -55,7 +55,6 @@ def write_frame_store(path: Path, num_native: int, seed: int, size: int = 24) ->
             "source_path": f"{path.stem}.mp4",
             "source_fps": 30.0,
             "fps": 15.0,
-            "frame_indices": index.tolist(),
             "timestamps": (index / 30.0).tolist(),
             "size": size,
             "num_source_frames": num_native,

@@ -16,7 +16,7 @@ from stages.cli import app
 from stages.common.manifest import load_manifest
 from stages.common.outputs import FEATURE_STORE
 from stages.common.stores import write_store
-from stages.heads.data import nearest_rows
+from stages.heads.data import feature_sample_rate, nearest_rows
 from stages.heads.predict import load_model
 from stages.heads.registry import list_heads
 from stages.heads.train import TrainSettings, train_run
@@ -72,7 +72,7 @@ def _write_features(path: Path, features: np.ndarray, frames: np.ndarray) -> Non
             "features": (features, ("time", "channel"), (64, features.shape[1])),
             "frame_index": (frames.astype(np.int64), ("time",), (64,)),
         },
-        {"frame_indices": frames.tolist(), "feature_dim": features.shape[1]},
+        {"feature_dim": features.shape[1]},
         FEATURE_STORE,
     )
 
@@ -178,6 +178,34 @@ def test_sample_rate_subsamples_features_but_native_files_cover_every_frame(data
     assert result.exit_code == 0, result.output
     assert len(_read(out / "pred" / "v0.txt")) == 10
     assert len(_read(out / "native" / "pred" / "v0.txt")) == NATIVE_FRAMES
+
+
+def _with_feature_fps(dataset: dict[str, Path], feature_fps: float, store_fps: float) -> None:
+    """The manifest states the heads' rate; every store records its own (15 fps here)."""
+    meta = dataset["manifest"] / "dataset.yaml"
+    meta.write_text(meta.read_text() + f"settings: {{feature_fps: {feature_fps}}}\n")
+    for store in dataset["features"].glob("*.zarr"):
+        zarr.open_group(store, mode="r+").attrs["fps"] = store_fps
+
+
+def test_the_manifests_feature_fps_sets_the_heads_step(dataset):
+    _with_feature_fps(dataset, 5, 15.0)
+    manifest = load_manifest(dataset["manifest"], dataset["root"])
+    assert feature_sample_rate(dataset["features"], manifest, "v0") == 3
+    out = dataset["tmp"] / "run"
+    result = runner.invoke(app, _train_args(dataset, "st-cnn", out, {**FAST, "epochs": 2}))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["train"]["sample_rate"] == 3
+    assert len(_read(out / "pred" / "v0.txt")) == 10  # 30 features at 15 fps -> 10 at 5 fps
+    assert len(_read(out / "native" / "pred" / "v0.txt")) == NATIVE_FRAMES
+
+
+def test_a_feature_fps_no_integer_step_reaches_is_an_error(dataset):
+    _with_feature_fps(dataset, 4, 15.0)
+    out = dataset["tmp"] / "run"
+    result = runner.invoke(app, _train_args(dataset, "st-cnn", out, FAST))
+    assert result.exit_code == 1
+    assert "features at 15 fps cannot be sampled to the manifest's feature_fps 4" in result.output
 
 
 @pytest.mark.parametrize("frames", [NATIVE_FRAMES + 10, NATIVE_FRAMES // 2])

@@ -267,3 +267,30 @@ def test_report_only_given_runs(tree: Path, tmp_path: Path):
     )
     assert missing.exit_code == 1
     assert "nope" in missing.output
+
+
+def test_splits_with_any_name_are_reported(tree: Path, tmp_path: Path):
+    """A generic import passes split names through: `splitA`, `split10` are splits too."""
+    for head_dir in tree.glob("*/*"):
+        (head_dir / "split1").rename(head_dir / "splitA")
+        (head_dir / "split2").rename(head_dir / "split10")
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", str(tree), str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_csv(out / "metrics.csv", dtype={"split": str})
+    assert sorted(metrics["split"].unique()) == ["10", "A"]
+    per_video = metrics[metrics["convention"] == "per-video"]
+    for row in per_video.itertuples():
+        run_dir = tree / row.backbone / row.head / f"split{row.split}" / f"run{row.run}"
+        assert row.acc == pytest.approx(_acc(run_dir))
+    assert (pd.read_csv(out / "table.csv")["splits"] == 2).all()
+
+
+def test_report_says_which_span_was_scored(tree: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert runner.invoke(app, ["report", str(tree), str(out), "--span", "annotated"]).exit_code == 0
+    assert "from its first to its last annotated" in (out / "table.md").read_text()
+    assert "from its first to its last annotated" in (out / "index.html").read_text()
+    whole = tmp_path / "whole"
+    assert runner.invoke(app, ["report", str(tree), str(whole)]).exit_code == 0
+    assert "Every frame of each video is scored." in (whole / "table.md").read_text()

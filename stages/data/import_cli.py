@@ -60,6 +60,8 @@ def import_50salads_command(
         f"converted {len(report.converted)} annotation files ({frames} frames) in {seconds:.1f} s; "
         f"linked {len(report.linked)} videos into {out / 'videos'}"
     )
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
     _warn(report.extra, "converted but in no split")
     _warn(report.skipped, "annotation without timestamps file, skipped")
     _warn(report.missing_videos, "video rgb-SS-N.avi not found (pass --videos)")

@@ -152,7 +152,6 @@ def decode_video(
                 "source_path": str(path),
                 "source_fps": source_fps,
                 "fps": min(fps, source_fps) if fps else source_fps,
-                "frame_indices": indices,
                 "timestamps": times,
                 "size": size,
                 "num_source_frames": decoded,

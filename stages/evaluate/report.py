@@ -22,7 +22,7 @@ from stages.common.atomic import VERSION_KEY, atomic_path, check_destination
 from stages.common.errors import input_error
 from stages.common.labels import ClassList, read_label_file
 from stages.common.outputs import REPORT
-from stages.evaluate.label_folders import label_files
+from stages.evaluate.label_folders import SPAN_NOTES, Span, label_files
 from stages.evaluate.metrics import CONVENTIONS
 from stages.evaluate.plots import class_colours, class_order, plot_video
 from stages.evaluate.runs import Rate, RunScores, find_runs, score_run
@@ -93,14 +93,16 @@ def _sections(table: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
         yield CONVENTION_TITLES[convention], rows
 
 
-def _markdown(title: str, table: pd.DataFrame, rate: Rate) -> str:
-    parts = [f"# {title}\n", f"Labels at the {rate} rate. {STD_NOTE}\n"]
+def _markdown(title: str, table: pd.DataFrame, rate: Rate, span: Span) -> str:
+    parts = [f"# {title}\n", f"Labels at the {rate} rate. {SPAN_NOTES[span]} {STD_NOTE}\n"]
     for heading, rows in _sections(table):
         parts += [f"## {heading}\n", markdown_table(rows)]
     return "\n".join(parts)
 
 
-def _html(title: str, table: pd.DataFrame, rate: Rate, videos: Sequence[str], run: int) -> str:
+def _html(
+    title: str, table: pd.DataFrame, rate: Rate, span: Span, videos: Sequence[str], run: int
+) -> str:
     parts = [
         "<!doctype html>",
         '<html><head><meta charset="utf-8">',
@@ -109,7 +111,8 @@ def _html(title: str, table: pd.DataFrame, rate: Rate, videos: Sequence[str], ru
         "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
         "img{max-width:100%}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>Labels at the {rate} rate. {html.escape(STD_NOTE)} Per-run values: "
+        f"<p>Labels at the {rate} rate. {html.escape(SPAN_NOTES[span])} "
+        f"{html.escape(STD_NOTE)} Per-run values: "
         '<a href="metrics.csv">metrics.csv</a>; tables: <a href="table.csv">table.csv</a>, '
         '<a href="table.md">table.md</a>.</p>',
     ]
@@ -137,9 +140,11 @@ def build_report(
     rate: Rate = "feature",
     plot_run: int | None = None,
     only: Sequence[str | Path] | None = None,
+    span: Span = "video",
 ) -> tuple[int, int]:
-    """Evaluate every run (or those in `only`) and write the report folder; returns (runs,
-    plots) written."""
+    """Evaluate every run (or those in `only`) over `span` and write the report folder;
+    returns (runs, plots) written. The tables say which span was scored; plots show whole
+    videos."""
     predictions_dir, out_dir = Path(predictions_dir), Path(out_dir)
     check_destination(out_dir, REPORT, inputs=(predictions_dir,))
     runs = find_runs(predictions_dir, only)
@@ -147,7 +152,7 @@ def build_report(
         plot_run = min(r.run for r in runs)
     elif all(r.run != plot_run for r in runs):
         raise input_error(predictions_dir, f"no run{plot_run} folders to plot")
-    scored = [score_run(run, rate, background, classes) for run in runs]
+    scored = [score_run(run, rate, background, classes, span) for run in runs]
     metrics = metrics_frame(scored)
     table = display_table(summarise(metrics))
     labels = set().union(*(item.labels for item in scored))
@@ -159,7 +164,7 @@ def build_report(
         (tmp / REPORT_MARKER).write_text(json.dumps({**marker, VERSION_KEY: __version__}) + "\n")
         metrics.to_csv(tmp / "metrics.csv", index=False)
         table.to_csv(tmp / "table.csv", index=False)
-        (tmp / "table.md").write_text(_markdown(title, table, rate))
+        (tmp / "table.md").write_text(_markdown(title, table, rate, span))
         videos = _plot_all(tmp / "plots", scored, plot_run, rate, classes, colours)
-        (tmp / "index.html").write_text(_html(title, table, rate, videos, plot_run))
+        (tmp / "index.html").write_text(_html(title, table, rate, span, videos, plot_run))
     return len(runs), len(videos)

@@ -192,7 +192,6 @@ def extract_features(
         "preprocessing": model.preprocessing.to_dict(),
         "fps": store.attrs.get("fps"),
         "source_fps": store.attrs.get("source_fps"),
-        "frame_indices": frame_index.tolist(),
         "feature_dim": int(model.feature_dim),
         "padding": PADDING,
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from stages.common.outputs import HEAD_RUN
 from stages.common.runtime import make_optimizer, resolve_device
 from stages.common.seeding import seed_everything
 from stages.heads.base import IGNORE_INDEX, SegmentationHead
-from stages.heads.data import VideoFeatures, load_videos
+from stages.heads.data import VideoFeatures, feature_sample_rate, load_videos
 from stages.heads.predict import make_head, predict_into, save_model
 from stages.heads.registry import HEADS
 
@@ -43,7 +43,7 @@ class TrainSettings:
     lr: float
     epochs: int
     batch_size: int
-    sample_rate: int = 1
+    sample_rate: int | None = None  # None: the step to the manifest's feature_fps
     weight_decay: float = 0.0
     device: str = "auto"
 
@@ -67,6 +67,8 @@ class TrainSettings:
                 problems.append(f"{name} must be a positive number, got {value!r}")
         for name in ("epochs", "batch_size", "sample_rate"):
             value = getattr(self, name)
+            if name == "sample_rate" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
         device = str(self.device)
@@ -173,6 +175,9 @@ def train_run(
     train_ids, test_ids = manifest.train_ids(split), manifest.test_ids(split)
     if not train_ids or not test_ids:
         raise MotionsegError(f"{manifest.directory}: split {split} has no training or test videos")
+    if settings.sample_rate is None:
+        step = feature_sample_rate(features_dir, manifest, train_ids[0])
+        settings = replace(settings, sample_rate=step)
     train_videos = load_videos(features_dir, manifest, train_ids, settings.sample_rate)
     test_videos = load_videos(features_dir, manifest, test_ids, settings.sample_rate)
     in_features = train_videos[0].features.shape[1]
