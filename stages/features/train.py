@@ -48,11 +48,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages.common.atomic import atomic_path
+from stages.common.atomic import atomic_path, check_destination
 from stages.common.errors import MotionsegError
 from stages.common.manifest import Manifest
 from stages.common.options import check_options
-from stages.common.outputs import TRAINING_LOG
+from stages.common.outputs import CHECKPOINT, TRAINING_LOG
 from stages.common.progress import Progress
 from stages.common.runtime import (
     DeviceSettings,
@@ -265,6 +265,7 @@ def train_backbone(
     options = dict(options or {})
     config = config or TrainConfig()
     out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
 
@@ -408,6 +409,14 @@ def _resume(
     torch.set_rng_state(checkpoint["rng"]["torch"])
     random.setstate(checkpoint["rng"]["python"])
     return [dict(row) for row in checkpoint["history"]][: checkpoint["epoch"]]
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Before any training: every file this run may replace or prune is one of ours."""
+    check_destination(out_dir / "best.pt", CHECKPOINT)
+    check_destination(out_dir / "train_log.csv", TRAINING_LOG)
+    for epoch in existing_epochs(out_dir) if out_dir.is_dir() else []:
+        check_destination(epoch_path(out_dir, epoch), CHECKPOINT)
 
 
 def _prune(out_dir: Path, keep: set[int]) -> None:
