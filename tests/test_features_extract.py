@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from stages.cli import app
 from stages.common.errors import MotionsegError
 from stages.common.outputs import FRAME_STORE
+from stages.common.runtime import DeviceSettings
 from stages.common.stores import open_store, write_store
 from stages.features import extract
 from stages.features.checkpoint import save_checkpoint
@@ -107,6 +109,43 @@ def test_two_phase_extraction_equals_forward_features_on_every_window(
     np.testing.assert_allclose(fast, expected, rtol=1e-4, atol=1e-5)
     if num_frames > 1 and model.preprocessing.feature_window > 1:
         assert not np.allclose(fast[0], fast[num_frames // 2])
+
+
+@pytest.mark.parametrize(("prefetch", "batch_size"), [(1, 8), (3, 1)])
+def test_prefetched_blocks_and_device_settings_give_the_sequential_features(
+    tmp_path, monkeypatch, prefetch, batch_size
+):
+    """Reading frames ahead on a thread (and the CUDA-only speed settings, which must do
+    nothing on CPU) gives bit for bit the features of the sequential path, over 5 blocks
+    read in one piece each (batch 8) or in pieces of 4 frames (batch 1)."""
+    monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", 5)
+    write_frames(tmp_path / "v.zarr", num_frames=23)
+    write_checkpoint(tmp_path / "best.pt", "naive-temp-appear")
+    off = DeviceSettings(channels_last=False, tf32=False, cudnn_benchmark=False)
+    runs = {
+        "sequential": {"prefetch": 0, "settings": off},
+        "overlapped": {"prefetch": prefetch, "settings": DeviceSettings()},
+    }
+    features = {}
+    for name, kwargs in runs.items():
+        out = extract_features(
+            tmp_path / "best.pt",
+            tmp_path / "v.zarr",
+            tmp_path / f"{name}.zarr",
+            batch_size=batch_size,
+            echo=str,
+            **kwargs,
+        )
+        features[name] = open_store(out, ["features"])["features"][:]
+    assert features["sequential"].shape == (23, 1024)
+    np.testing.assert_array_equal(features["overlapped"], features["sequential"])
+
+
+def test_block_spans_cover_every_window(monkeypatch):
+    monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", 5)
+    # window 4: centre t needs t - 2 .. t + 1, clipped to the video
+    assert extract.block_spans(12, 4) == [(0, 6), (3, 11), (8, 12)]
+    assert extract.block_spans(3, 1) == [(0, 3)]
 
 
 def test_extract_many_stores_in_one_call(tmp_path):
@@ -243,3 +282,33 @@ def test_non_finite_features_are_refused_before_the_store_is_written(tmp_path, b
     ):
         extract_features(tmp_path / "best.pt", frames, tmp_path / "f.zarr", echo=lambda _: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "v.zarr"]
+
+
+def test_frozen_extraction_uses_the_given_pretrained_weights(tmp_path):
+    """`--backbone` without checkpoint: features from the weights file the test wrote itself
+    equal the definition computed on a model those weights were loaded into by hand."""
+    import torchvision
+
+    frames = write_frames(tmp_path / "v.zarr", 9)
+    torch.manual_seed(3)
+    pretrained = torchvision.models.resnet18(weights=None)
+    with torch.no_grad():
+        for bn in (m for m in pretrained.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.normal_(0, 0.1)  # statistics that differ from a fresh init
+    torch.save(pretrained.state_dict(), tmp_path / "pretrained.pt")
+    options = {**SMALL, "weights": str(tmp_path / "pretrained.pt")}
+    args = ["features", "extract", "--backbone", "resnet", "--options", json.dumps(options)]
+    args += [str(tmp_path / "v.zarr"), "--out-dir", str(tmp_path / "frozen")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    by_hand = build_backbone("resnet", 3, weights="none", **SMALL).eval()
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("fc.")}
+    by_hand.trunk.load_state_dict(state, strict=False)
+    centres = np.arange(len(frames))
+    expected = window_features(by_hand, eval_transform(frames, by_hand.preprocessing), centres)
+    store = open_store(tmp_path / "frozen" / "v.zarr")
+    np.testing.assert_allclose(store["features"][:], expected, rtol=1e-4, atol=1e-5)
+    attrs = dict(store.attrs)
+    assert attrs["frozen"] is True and attrs["checkpoint"] is None
+    assert attrs["weights"] == str(tmp_path / "pretrained.pt")
