@@ -9,10 +9,10 @@ from the correlation of frame t's features with frame t+1's over a (2r+1) x (2r+
 an explicit backward, so that neither pass materialises more than it needs: for each of the
 2r+1 window rows (dy) one batched matrix product of f1's rows with f2's shifted rows gives all
 2r+1 dx at once (the band of a W x (W+2r) product), so the temporaries stay within a few
-times one input ((W+2r)/C of it per product), and autograd saves only the two inputs; an `unfold` would build a
-(2r+1)^2 x C x H x W patch tensor and a loop under autograd would save (2r+1)^2 slices and
-allocate a padded-size gradient for each (`benchmarks/bench_correlation.py` measures the three
-at 224 px).
+times one input ((W+2r)/C of it per product), and autograd saves only the two inputs; an
+`unfold` would build a (2r+1)^2 x C x H x W patch tensor and a loop under autograd would save
+(2r+1)^2 slices and allocate a padded-size gradient for each
+(`benchmarks/bench_correlation.py` measures the three at 224 px).
 
 What is read from the volume differs between the papers, hence two functions:
 
