@@ -40,11 +40,10 @@ import zarr
 from stages.common.errors import MotionsegError, input_error
 from stages.common.runtime import autocast, resolve_device
 from stages.common.stores import open_store, write_store
-from stages.features.base import Backbone, Encoded
+from stages.features.base import Backbone, Encoded, Preprocessing
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
-from stages.features.snippets import FRAME_ARRAYS, eval_transform
+from stages.features.snippets import FRAME_ARRAYS, eval_transform, frame_indices
 
-PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer
 
 ReadFrames = Callable[[int, int], torch.Tensor]  # (lo, hi) -> preprocessed [hi - lo, 3, H, W]
@@ -79,10 +78,10 @@ def load_backbone(checkpoint_path: str | Path, device: str = "auto") -> LoadedBa
     )
 
 
-def window_indices(centres: np.ndarray, window: int, num_frames: int) -> np.ndarray:
-    """(len(centres), window) frame indices of the centred, edge-replicated windows."""
-    offsets = np.arange(window) - window // 2
-    return np.clip(centres[:, None] + offsets[None, :], 0, num_frames - 1)
+def window_indices(centres: np.ndarray, prep: Preprocessing, num_frames: int) -> np.ndarray:
+    """(len(centres), window) frame indices of the windows of these frames (by default
+    centred and edge-replicated; see `Preprocessing.window_offsets` and `padding`)."""
+    return frame_indices(centres, prep.window_offsets(), num_frames, prep.padding)
 
 
 def video_features(
@@ -95,23 +94,24 @@ def video_features(
 ) -> np.ndarray:
     """float32 `[num_frames, feature_dim]`: each frame encoded once, then per window (see the
     module docstring). `model` must be in eval mode on `device`."""
-    window = model.preprocessing.feature_window
-    encode_step = batch_size * window
+    encode_step = batch_size * len(model.preprocessing.window_offsets())
     features = np.empty((num_frames, model.feature_dim), dtype=np.float32)
     buffer: Encoded = ()  # encoded frames buffer_start .. buffer_end - 1
     buffer_start = buffer_end = 0
     with torch.inference_mode(), autocast(device, amp):
         for first in range(0, num_frames, CENTRES_PER_BLOCK):
             centres = np.arange(first, min(first + CENTRES_PER_BLOCK, num_frames))
-            indices = window_indices(centres, window, num_frames)
-            lo, hi = int(indices[0, 0]), int(indices[-1, -1]) + 1  # lo <= buffer_end <= hi
-            parts = [tuple(t[lo - buffer_start :] for t in buffer)] if buffer else []
-            if hi > buffer_end:
-                new = read_frames(buffer_end, hi)
+            indices = window_indices(centres, model.preprocessing, num_frames)
+            lo, hi = int(indices.min()), int(indices.max()) + 1
+            kept = bool(buffer) and buffer_start <= lo < buffer_end
+            parts = [tuple(t[lo - buffer_start :] for t in buffer)] if kept else []
+            read_from = buffer_end if kept else lo
+            if hi > read_from:
+                new = read_frames(read_from, hi)
                 for start in range(0, len(new), encode_step):
                     parts.append(model.encode_frames(new[start : start + encode_step].to(device)))
             buffer = tuple(torch.cat(tensors) for tensors in zip(*parts, strict=True))
-            buffer_start, buffer_end = lo, hi
+            buffer_start, buffer_end = lo, max(hi, buffer_end if kept else hi)
             for start in range(0, len(centres), batch_size):
                 rows = torch.from_numpy(indices[start : start + batch_size] - lo).to(device)
                 out = model.features_from_encoded(tuple(t[rows] for t in buffer))
@@ -183,7 +183,7 @@ def extract_features(
         "source_fps": store.attrs.get("source_fps"),
         "frame_indices": frame_index.tolist(),
         "feature_dim": int(model.feature_dim),
-        "padding": PADDING,
+        "padding": model.preprocessing.padding,
     }
     chunk = max(1, min(num_frames, 4096))
     write_store(
