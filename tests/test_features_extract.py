@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from stages.cli import app
 from stages.common.stores import open_store, write_store
 from stages.features import extract
-from stages.features.checkpoint import save_checkpoint
 from stages.features.base import Preprocessing
+from stages.features.checkpoint import save_checkpoint
 from stages.features.extract import extract_features, video_features, window_indices
 from stages.features.registry import build_backbone
 from stages.features.snippets import eval_transform

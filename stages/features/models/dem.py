@@ -125,7 +125,7 @@ class DEMNet(Backbone):
         self.preprocessing = options.preprocessing(feature_window=options.snippet_length)
 
     def encode_frames(self, frames: torch.Tensor) -> Encoded:
-        """The stem's frame-wise spatial conv -> BN -> ReLU: `[N, 3, H, W]` -> `([N, mid, h, w],)`."""
+        """The stem's frame-wise spatial conv, BN, ReLU: `[N, 3, H, W]` -> `([N, mid, h, w],)`."""
         if frames.ndim != 4 or frames.shape[1] != 3:
             raise MotionsegError(f"dem: frames must be [N, 3, H, W], got {list(frames.shape)}")
         return (self.trunk.stem.spatial(frames.unsqueeze(2)).squeeze(2),)

@@ -89,8 +89,13 @@ class DynamicEquilibrium(nn.Module):
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         d = self.h(self.difference(s))
-        m = F.relu6(d) if torch.is_autocast_enabled(s.device.type) else F.relu(d)
+        m = F.relu6(d) if _under_autocast(s) else F.relu(d)
         return s * m if self.fusion == "mul" else s * (1 + m)
+
+
+def _under_autocast(x: torch.Tensor) -> bool:
+    kind = x.device.type
+    return kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind)
 
 
 class SpatioTemporalUnit(nn.Module):
