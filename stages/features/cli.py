@@ -82,7 +82,8 @@ def extract_command(
     ] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
-    """Write one feature per frame of every frame store (centred windows, edge replication).
+    """Write one feature per frame of every frame store (centred, edge-replicated windows
+    unless the backbone defines others, e.g. dimofs pairs).
 
     The model is loaded once. The video id is the store name without `.zarr`.
     """

@@ -3,7 +3,9 @@
 Every frame t of the frame store gets one feature: the model's `forward_features` on a window
 of `feature_window` frames centred on t, i.e. frames t - W//2 ... t - W//2 + W - 1 (for
 W = 16: 8 before, t, 7 after). Windows that reach past either end of the video repeat the first
-or last frame ("replicate" padding, recorded in the store's `padding` attribute). Frames get the
+or last frame ("replicate" padding, recorded in the store's `padding` attribute). A backbone
+may define other windows (`Preprocessing.feature_offsets`, e.g. DIMOFS's pair (t, t + 2)) and
+"mirror" padding (t - 2 where t + 2 is past the end). Frames get the
 evaluation transform (square resize to `resize_range[0]`, centre crop). The store has exactly
 one row per stored frame, in the frame store's order, so heads can align features and labels
 through `frame_index`.

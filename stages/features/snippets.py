@@ -5,7 +5,9 @@ Following the LCDC paper (seed 000, section 4.1, and ../reference/backbones.md):
 start every `stride` frames; a window's label is its majority label, and windows whose
 majority covers less than `purity` of the frames are dropped. A window that would run past the
 end of a video is not taken (no padding at training time). Majority ties go to the lower class
-index.
+index. A backbone whose snippet is not a clip (`Preprocessing.train_offsets`, e.g. DIMOFS's
+frame pairs (A, A + delta)) is labelled over `label_frames` frames from the anchor and reads
+the anchor plus offsets drawn per example (seeded as the augmentation), mirrored at the ends.
 
 Augmentation (training): every frame is resized to s x s with s drawn uniformly from
 `resize_range` (the reference resizes to a square, not preserving the aspect ratio), then one
