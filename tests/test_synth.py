@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot
 from typer.testing import CliRunner
 
 import stages.data.synth as synth_module
@@ -330,3 +331,19 @@ def test_cli_rejects_bad_arguments(tmp_path: Path, args: list[str], message: str
     assert result.exit_code == 1
     assert message in result.output
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("variant", [v for v in HOSTILE_OUTPUTS if v != "own_input"])
+@pytest.mark.parametrize("which", ["out", "manifest_out"])
+def test_cli_never_replaces_what_it_did_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str, which: str
+) -> None:
+    target = hostile_output(variant, tmp_path, tmp_path, monkeypatch)
+    out, manifest_out = (target, None) if which == "out" else (str(tmp_path / "demo"), target)
+    before = tree_snapshot(tmp_path)
+    args = ["data", "synth", out, "--videos", "2", "--splits", "2", "--size", "32"]
+    args += ["--manifest-out", manifest_out] if manifest_out else []
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "refusing" in result.output or "must not contain OUT" in result.output
+    assert tree_snapshot(tmp_path) == before

@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from stages import __version__
-from stages.common.atomic import atomic_path
+from stages.common.atomic import atomic_path, check_destination
 from stages.common.errors import MotionsegError
 from stages.common.labels import ClassList, write_label_file
 from stages.common.manifest import MANIFEST_FILE, load_manifest
+from stages.common.outputs import MANIFEST, MANIFEST_PART, SYNTH_ROOT
 from stages.data.synth_plan import (
     APPEARANCE_ACTIONS,
     BACKGROUND,
@@ -105,20 +106,20 @@ def synthesize(
     if out_abs.is_relative_to(manifest_abs) and out_abs != manifest_abs:
         raise MotionsegError(f"--manifest-out {manifest_out} must not contain OUT {out}")
     inside = manifest_abs.is_relative_to(out_abs)
-    _check_replaceable(out, PARAMS_FILE)
+    check_destination(out, SYNTH_ROOT)
     if not inside:
-        _check_replaceable(manifest_out, MANIFEST_FILE)
+        check_destination(manifest_out, MANIFEST)
 
     plans = plan_videos(
         np.random.default_rng([options.seed, 0]), options.videos, options.splits, options.fps
     )
     with contextlib.ExitStack() as stack:
-        root = stack.enter_context(atomic_path(out))
+        root = stack.enter_context(atomic_path(out, SYNTH_ROOT))
         root.mkdir()
         manifest_dir = (
             root / manifest_abs.relative_to(out_abs)
             if inside
-            else stack.enter_context(atomic_path(manifest_out))
+            else stack.enter_context(atomic_path(manifest_out, MANIFEST))
         )
         palettes = group_palettes(np.random.default_rng([options.seed, 1]), options.splits)
         for plan in plans:
@@ -133,18 +134,6 @@ def synthesize(
         manifest = load_manifest(manifest_dir, root=root)
         manifest.check_files()
     return plans
-
-
-def _check_replaceable(path: Path, marker: str) -> None:
-    """Refuse to replace a folder that an earlier synth run did not write (it may be a user's)."""
-    if not path.exists():
-        return
-    if path.is_dir() and (not any(path.iterdir()) or (path / marker).is_file()):
-        return
-    raise MotionsegError(
-        f"{path}: exists and was not written by `motionseg data synth` (no {marker}); "
-        "refusing to replace it"
-    )
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
@@ -183,7 +172,7 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
 def write_manifest(directory: Path, plans: list[VideoPlan], options: SynthOptions) -> None:
     """dataset.yaml, videos.tsv, splits.tsv and classes.txt (see stages.common.manifest)."""
     directory.mkdir(parents=True, exist_ok=True)
-    ClassList(CLASSES).write(directory / "classes.txt")
+    ClassList(CLASSES).write(directory / "classes.txt", MANIFEST_PART)
     (directory / "videos.tsv").write_text(
         "video_id\tvideo\tgroup\n"
         + "".join(
