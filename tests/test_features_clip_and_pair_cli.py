@@ -11,6 +11,7 @@ from conftest import write_manifest
 from typer.testing import CliRunner
 
 from stages.cli import app
+from stages.common.outputs import FRAME_STORE
 from stages.common.stores import open_store, write_store
 from stages.features.checkpoint import load_checkpoint
 
@@ -41,7 +42,8 @@ def toy(tmp_path) -> dict[str, Path]:
                 "frames": (pixels, ("time", "height", "width", "channel"), (8, 20, 20, 3)),
                 "frame_index": (index, ("time",), (64,)),
             },
-            {"source_fps": 30.0, "fps": 30.0, "frame_indices": index.tolist(), "size": 20},
+            {"source_fps": 30.0, "fps": 30.0, "size": 20},
+            FRAME_STORE,
         )
     return {"manifest": manifest, "root": root, "frames": frames}
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from stages.common.errors import MotionsegError
+from stages.common.outputs import FRAME_STORE
 from stages.common.stores import write_store
 from stages.features.models.fpn import LEVELS, P4, MotionOffsets, fpn_level
 from stages.features.registry import build_backbone
@@ -144,6 +145,7 @@ def test_pairs_are_a_then_a_plus_delta_mirrored_at_the_end(tmp_path):
             "frame_index": (index, ("time",), (64,)),
         },
         {},
+        FRAME_STORE,
     )
     prep = build_backbone("dimofs", 3, **SMALL).preprocessing
     assert (prep.snippet_length, prep.label_length(), prep.padding) == (2, 1, "mirror")
