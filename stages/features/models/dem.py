@@ -28,6 +28,13 @@ time, so it is `encode_frames`; everything after it is per window by necessity, 
 temporal conv and the DEM zero-pad at the window's ends and conv3_x..conv5_x stride by 2 in
 time, so a frame's activations depend on where its window starts (no sliding computation over
 the video gives the per-window numbers).
+
+`benchmarks/bench_features.py --backbones dem --size 112` (2 CPU threads, random weights, one
+timed run on a machine at load ~15 on 2 cores, so absolute figures are inflated; `lcdc` depth
+18 at 64 px measured alongside took 11.5 s per step and 0.49 -> 1.93 frames/s, about 9x and
+20x slower than its figures on a quieter machine in `stages.features.models.lcdc` and
+`stages.features.extract`): forward+backward of one 16 x 112 x 112 clip 104.9 s; extraction
+0.03 frames/s per window -> 0.05 two-phase.
 """
 
 from __future__ import annotations
