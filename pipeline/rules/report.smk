@@ -25,4 +25,5 @@ rule report:
     shell:
         "motionseg report {params.predictions} {output} "
         "--classes {params.classes} {params.background} --rate {params.rate} --span {params.span} "
-        "--dataset {wildcards.dataset} {params.runs} &> {log}"
+        "--dataset {wildcards.dataset} {params.runs} "
+        "--benchmarks results/benchmarks/{wildcards.dataset} &> {log}"

@@ -1,4 +1,6 @@
-"""Build the report folder: metrics.csv, table.md, table.csv, plots/ and index.html.
+"""Build the report folder: metrics.csv, table.md, table.csv, plots/, index.html, provenance.json.
+
+table.md and index.html end with a provenance section (`stages.evaluate.provenance`).
 
 `metrics.csv` holds one row per backbone x head x split x run *and convention*: the columns
 `backbone, head, split, run, acc, edit, f1@10, f1@25, f1@50`, then `convention` (`per-video` or
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -22,6 +25,7 @@ from stages.common.atomic import VERSION_KEY, atomic_path, check_destination
 from stages.common.errors import input_error
 from stages.common.labels import ClassList, read_label_file
 from stages.common.outputs import REPORT
+from stages.evaluate import provenance
 from stages.evaluate.label_folders import SPAN_NOTES, Span, label_files
 from stages.evaluate.metrics import CONVENTIONS
 from stages.evaluate.plots import class_colours, class_order, plot_video
@@ -93,15 +97,22 @@ def _sections(table: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
         yield CONVENTION_TITLES[convention], rows
 
 
-def _markdown(title: str, table: pd.DataFrame, rate: Rate, span: Span) -> str:
+def _markdown(title: str, table: pd.DataFrame, rate: Rate, span: Span, prov: dict) -> str:
     parts = [f"# {title}\n", f"Labels at the {rate} rate. {SPAN_NOTES[span]} {STD_NOTE}\n"]
     for heading, rows in _sections(table):
         parts += [f"## {heading}\n", markdown_table(rows)]
+    parts.append(provenance.markdown(prov))
     return "\n".join(parts)
 
 
 def _html(
-    title: str, table: pd.DataFrame, rate: Rate, span: Span, videos: Sequence[str], run: int
+    title: str,
+    table: pd.DataFrame,
+    rate: Rate,
+    span: Span,
+    videos: Sequence[str],
+    run: int,
+    prov: dict,
 ) -> str:
     parts = [
         "<!doctype html>",
@@ -118,6 +129,7 @@ def _html(
     ]
     for heading, rows in _sections(table):
         parts += [f"<h2>{html.escape(heading)}</h2>", rows.to_html(index=False, border=0)]
+    parts.append(provenance.html_section(prov))
     parts.append(f"<h2>Segmentations of the test videos (run {run})</h2>")
     for video in videos:
         parts += [
@@ -141,10 +153,13 @@ def build_report(
     plot_run: int | None = None,
     only: Sequence[str | Path] | None = None,
     span: Span = "video",
+    benchmarks_dir: str | Path | None = None,
 ) -> tuple[int, int]:
     """Evaluate every run (or those in `only`) over `span` and write the report folder;
     returns (runs, plots) written. The tables say which span was scored; plots show whole
-    videos."""
+    videos. `benchmarks_dir` (Snakemake benchmark tables) gives the wall time per stage in the
+    provenance section."""
+    started = time.time()
     predictions_dir, out_dir = Path(predictions_dir), Path(out_dir)
     check_destination(out_dir, REPORT, inputs=(predictions_dir,))
     runs = find_runs(predictions_dir, only)
@@ -158,13 +173,16 @@ def build_report(
     labels = set().union(*(item.labels for item in scored))
     colours = class_colours(class_order(labels, background, classes), background)
     title = f"{dataset or default_dataset_name(predictions_dir)}: temporal action segmentation"
+    bench = Path(benchmarks_dir) if benchmarks_dir is not None else None
+    prov = provenance.collect(runs, rate, span, bench, started)
     with atomic_path(out_dir, REPORT, inputs=(predictions_dir,)) as tmp:
         tmp.mkdir()
         marker = {"predictions": str(predictions_dir.resolve()), "runs": len(runs)}
         (tmp / REPORT_MARKER).write_text(json.dumps({**marker, VERSION_KEY: __version__}) + "\n")
         metrics.to_csv(tmp / "metrics.csv", index=False)
         table.to_csv(tmp / "table.csv", index=False)
-        (tmp / "table.md").write_text(_markdown(title, table, rate, span))
+        (tmp / "table.md").write_text(_markdown(title, table, rate, span, prov))
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")
         videos = _plot_all(tmp / "plots", scored, plot_run, rate, classes, colours)
-        (tmp / "index.html").write_text(_html(title, table, rate, span, videos, plot_run))
+        (tmp / "index.html").write_text(_html(title, table, rate, span, videos, plot_run, prov))
     return len(runs), len(videos)
