@@ -100,7 +100,7 @@ def test_extraction_equals_the_per_window_definition(monkeypatch, num_frames, bl
     features = video_features(
         model, lambda lo, hi: video[lo:hi], num_frames, batch, torch.device("cpu")
     )
-    indices = window_indices(np.arange(num_frames), 4, num_frames)
+    indices = window_indices(np.arange(num_frames), model.preprocessing, num_frames)
     with torch.no_grad():
         expected = torch.cat([model.forward_features(video[row][None]) for row in indices])
     np.testing.assert_allclose(features, expected.numpy(), rtol=1e-4, atol=1e-5)

@@ -92,7 +92,7 @@ def test_extraction_equals_the_per_window_definition():
     model = build_backbone("ms", 3, **{**SMALL, "snippet_length": 4}).eval()
     video = torch.randn(11, 3, 48, 48)
     features = video_features(model, lambda lo, hi: video[lo:hi], 11, 3, torch.device("cpu"))
-    indices = window_indices(np.arange(11), 4, 11)
+    indices = window_indices(np.arange(11), model.preprocessing, 11)
     with torch.no_grad():
         expected = torch.cat([model.forward_features(video[row][None]) for row in indices])
     np.testing.assert_allclose(features, expected.numpy(), rtol=1e-4, atol=1e-5)

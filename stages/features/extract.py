@@ -246,7 +246,7 @@ def _exact_rows(model: Backbone, rows: np.ndarray) -> np.ndarray:
     frame then goes through `forward_features` itself."""
     if not model.encode_lookahead:
         return np.ones(len(rows), dtype=bool)
-    return rows[:, -1] - rows[:, 0] == rows.shape[1] - 1
+    return np.all(np.diff(rows, axis=1) == 1, axis=1)
 
 
 def _read_window(read_frames: ReadFrames, row: np.ndarray) -> torch.Tensor:
