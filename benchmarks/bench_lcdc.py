@@ -17,14 +17,15 @@ from collections.abc import Callable
 import torch
 from bench_features import best_time  # this folder is on sys.path when run as a script
 
-from stages.features.deform import lcdc_conv2d
-from stages.features.lcdc import LCDCNet, build_dc, build_lcdc, res5_map_size
+from stages.features.models.deform import lcdc_conv2d
+from stages.features.models.lcdc import LCDCNet, res5_map_size
+from stages.features.registry import build_backbone
 
 NUM_CLASSES = 18
-VARIANTS: tuple[tuple[str, Callable[..., LCDCNet], dict], ...] = (
-    ("lcdc warp", build_lcdc, {"lcdc_form": "warp"}),
-    ("lcdc deform", build_lcdc, {"lcdc_form": "deform"}),
-    ("dc", build_dc, {}),
+VARIANTS: tuple[tuple[str, str, dict], ...] = (
+    ("lcdc warp", "lcdc", {"lcdc_form": "warp"}),
+    ("lcdc deform", "lcdc", {"lcdc_form": "deform"}),
+    ("dc", "dc", {}),
 )
 
 
@@ -38,8 +39,9 @@ def train_step(model: LCDCNet, snippets: torch.Tensor) -> Callable[[], None]:
 
 def bench_models(depth: int, size: int, frames: int, repeats: int) -> None:
     snippets = torch.randn(1, frames, 3, size, size)
-    for label, builder, options in VARIANTS:
-        model = builder(
+    for label, name, options in VARIANTS:
+        model = build_backbone(
+            name,
             NUM_CLASSES,
             depth=depth,
             weights="none",

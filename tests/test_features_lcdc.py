@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 import torchvision
 from torch import nn
 
 from stages.common.errors import MotionsegError
-from stages.features.deform import expand_lcdc_offsets, lcdc_conv2d
-from stages.features.lcdc import LCDCNet, build_dc, build_lcdc
-from stages.features.registry import BACKBONES
+from stages.features.models import lcdc
+from stages.features.models.deform import expand_lcdc_offsets, lcdc_conv2d
+from stages.features.models.lcdc import LCDCNet
+from stages.features.registry import BACKBONES, build_backbone
+
+# Built from user options (JSON kwargs), as the CLI and checkpoints build them.
+build_lcdc = partial(build_backbone, "lcdc")
+build_dc = partial(build_backbone, "dc")
 
 SMALL = {"depth": 18, "weights": "none", "crop": 32, "resize_range": (32, 36)}
 
@@ -46,8 +53,8 @@ def test_parameter_counts_match_paper_table3(builder, total_m, offset_params):
 
 
 def test_backbones_are_registered():
-    assert BACKBONES.get("lcdc") is build_lcdc
-    assert BACKBONES.get("dc") is build_dc
+    assert BACKBONES.get("lcdc") is lcdc.build_lcdc
+    assert BACKBONES.get("dc") is lcdc.build_dc
 
 
 @pytest.mark.parametrize("amplitude", [0.8, 3.3])

@@ -62,6 +62,13 @@ def test_unknown_option_lists_accepted(name):
         build_backbone(name, NUM_CLASSES, **SMALL, no_such_option=1)
 
 
+@pytest.mark.parametrize("bad", [{"crop": "32"}, {"freeze_bn": 1}, {"resize_range": 32}])
+def test_ill_typed_option_names_it(name, bad):
+    option = next(iter(bad))
+    with pytest.raises(MotionsegError, match=f"backbone {name!r}: option {option!r} must be"):
+        build_backbone(name, NUM_CLASSES, **{**SMALL, **bad})
+
+
 @pytest.mark.parametrize(
     ("name", "depth", "feature_dim", "params"),
     [

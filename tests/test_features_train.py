@@ -137,10 +137,11 @@ def test_bad_train_config(values):
 
 @pytest.mark.parametrize(("name", "kind"), [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)])
 def test_optimizer_choice(name, kind):
-    from stages.features.train import make_optimizer
+    from stages.common.runtime import make_optimizer
 
     config = TrainConfig.from_dict({"optimizer": name, "lr": 0.01, "weight_decay": 0.001})
-    optimizer = make_optimizer(torch.nn.Linear(2, 2).parameters(), config)
+    params = torch.nn.Linear(2, 2).parameters()
+    optimizer = make_optimizer(params, config.optimizer, config.lr, config.weight_decay)
     assert isinstance(optimizer, kind)
     assert optimizer.param_groups[0]["lr"] == 0.01
     assert optimizer.param_groups[0]["weight_decay"] == 0.001

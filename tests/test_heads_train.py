@@ -201,7 +201,7 @@ def test_missing_store_and_bad_options_are_one_line_errors(dataset):
     assert result.exit_code == 1 and "epochs must be a positive integer" in result.output
     bad[bad.index("--train") + 1] = '{"lr": "fast"}'
     result = runner.invoke(app, bad)
-    assert result.exit_code == 1 and "lr must be a positive number" in result.output
+    assert result.exit_code == 1 and "option 'lr' must be float" in result.output
     bad[bad.index("--train") + 1] = "{epochs: 3"
     result = runner.invoke(app, bad)
     assert result.exit_code == 1 and "not valid JSON" in result.output

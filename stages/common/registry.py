@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+import pkgutil
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from stages.common.errors import MotionsegError
@@ -14,14 +15,16 @@ T = TypeVar("T", bound=Callable)
 class Registry(Generic[T]):
     """Maps names to builder callables; unknown names list what is available.
 
-    `modules` are the model modules whose import registers builders; lookups import them
-    first, so the registry is complete whichever entry point a user came through.
+    `package` is the models package (e.g. "stages.features.models"): lookups first import
+    every module in it, so a new model file registers itself just by existing there, and the
+    registry is complete whichever entry point a user came through.
     """
 
-    def __init__(self, kind: str, modules: Sequence[str] = ()) -> None:
+    def __init__(self, kind: str, package: str) -> None:
         self.kind = kind
-        self.modules = tuple(modules)
+        self.package = package
         self._builders: dict[str, T] = {}
+        self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(builder: T) -> T:
@@ -33,8 +36,12 @@ class Registry(Generic[T]):
         return decorator
 
     def _load(self) -> None:
-        for module in self.modules:
-            importlib.import_module(module)
+        if self._loaded:
+            return
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__, f"{self.package}."):
+            importlib.import_module(module.name)
+        self._loaded = True
 
     def get(self, name: str) -> T:
         self._load()

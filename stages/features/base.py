@@ -23,9 +23,7 @@ frames, which holds in eval mode (BatchNorm uses running statistics), i.e. at ex
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -60,23 +58,46 @@ class Preprocessing:
         return asdict(self)
 
 
-def reject_unknown_options(owner: str, options: Mapping[str, Any], accepted: Sequence[str]) -> None:
-    """A builder's options must be among `accepted`; the error lists them."""
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise MotionsegError(
-            f"{owner}: unknown option(s) {unknown} (accepted: {', '.join(accepted)})"
-        )
+@dataclass(frozen=True)
+class BackboneOptions:
+    """Options every backbone family accepts (the `--options` JSON keys, stored in checkpoints).
 
+    A family subclasses this (frozen) to add its own fields or change a default; the registry
+    parses user options into the class its builder's `options` parameter is annotated with
+    (`stages.common.options`). `resize_range` None means (crop, crop + 22), the paper's
+    224 -> [224, 246] margin at any crop.
+    """
 
-def check_resize_range(owner: str, crop: int, resize_range: Sequence) -> tuple[int, int]:
-    """`resize_range` must be [low, high] with crop <= low <= high; returned as an int pair."""
-    if len(resize_range) != 2 or not crop <= resize_range[0] <= resize_range[1]:
-        raise MotionsegError(
-            f"{owner}: resize_range must be [low, high] with crop ({crop}) <= low <= high, "
-            f"got {list(resize_range)}"
+    depth: int = 50
+    weights: str = "imagenet"
+    freeze_bn: bool = True
+    snippet_length: int = 16
+    crop: int = 224
+    resize_range: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.snippet_length < 1:
+            raise ValueError(f"snippet_length must be >= 1, got {self.snippet_length}")
+        if self.crop < 1:
+            raise ValueError(f"crop must be >= 1, got {self.crop}")
+        low, high = self.train_resize_range()
+        if not self.crop <= low <= high:
+            raise ValueError(
+                f"resize_range must be [low, high] with crop ({self.crop}) <= low <= high, "
+                f"got {[low, high]}"
+            )
+
+    def train_resize_range(self) -> tuple[int, int]:
+        return self.resize_range or (self.crop, self.crop + 22)
+
+    def preprocessing(self, feature_window: int) -> Preprocessing:
+        """The input conventions these options give, extracting one feature per `feature_window`."""
+        return Preprocessing(
+            snippet_length=self.snippet_length,
+            feature_window=feature_window,
+            crop=self.crop,
+            resize_range=self.train_resize_range(),
         )
-    return (int(resize_range[0]), int(resize_range[1]))
 
 
 class Backbone(nn.Module):

@@ -38,11 +38,11 @@ import torch
 import zarr
 
 from stages.common.errors import MotionsegError, input_error
+from stages.common.runtime import autocast, resolve_device
 from stages.common.stores import open_store, write_store
 from stages.features.base import Backbone, Encoded
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
 from stages.features.snippets import FRAME_ARRAYS, eval_transform
-from stages.features.train import autocast, resolve_device
 
 PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer

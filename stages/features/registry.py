@@ -1,26 +1,34 @@
 """Backbone registry: `@register_backbone("name")`, `build_backbone`, `list_backbones`.
 
-Model modules register on import; the registry imports them on lookup, so it is complete
-whichever entry point a user came through. Each new model file adds itself to `modules`.
+Every module in `stages.features.models` is imported on the first lookup and registers its
+entries. A builder has the signature `(num_classes: int, options: SomeOptions) -> Backbone`,
+where `SomeOptions` is the family's frozen options dataclass; `build_backbone` reads that class
+from the builder's annotation and parses the user's options (JSON kwargs) into it, so unknown
+or ill-typed options are an error listing what the backbone accepts.
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
-from torch import nn
-
+from stages.common.options import parse_options
 from stages.common.registry import Registry
+from stages.features.base import Backbone
 
-BACKBONES: Registry = Registry(
-    "backbone", modules=("stages.features.resnet", "stages.features.lcdc")
-)
+BACKBONES: Registry = Registry("backbone", package="stages.features.models")
 register_backbone = BACKBONES.register
 
 
-def build_backbone(name: str, num_classes: int, **options: Any) -> nn.Module:
-    """Build a registered backbone; unknown options are an error from the builder."""
-    return BACKBONES.get(name)(num_classes=num_classes, **options)
+def options_class(name: str) -> type:
+    """The options dataclass of backbone `name` (the annotation of its builder's `options`)."""
+    return typing.get_type_hints(BACKBONES.get(name))["options"]
+
+
+def build_backbone(name: str, num_classes: int, **options: Any) -> Backbone:
+    """Build a registered backbone from user options (the builder kwargs checkpoints store)."""
+    parsed = parse_options(options_class(name), options, f"backbone {name!r}")
+    return BACKBONES.get(name)(num_classes=num_classes, options=parsed)
 
 
 def list_backbones() -> list[str]:

@@ -32,11 +32,10 @@ import dataclasses
 import random
 import re
 import time
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -45,6 +44,8 @@ from torch import nn
 from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError
 from stages.common.manifest import Manifest
+from stages.common.options import check_options
+from stages.common.runtime import autocast, make_optimizer, resolve_device
 from stages.common.seeding import seed_everything
 from stages.features.base import Backbone
 from stages.features.checkpoint import link_atomically, load_checkpoint, save_checkpoint
@@ -62,7 +63,7 @@ class TrainConfig:
 
     epochs: int = 30
     batch_size: int = 3
-    optimizer: str = "sgd"
+    optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = 1e-4
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -79,22 +80,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise MotionsegError(
-                f"unknown training option(s) {unknown} (accepted: {', '.join(names)})"
-            )
-        for name, annotation in typing.get_type_hints(cls).items():
-            if name in values:
-                _check_type(name, values[name], annotation)
-        config = cls(**values)
+        config = cls(**check_options(cls, values, "training"))
         if config.epochs < 1 or config.batch_size < 1 or config.stride < 1:
             raise MotionsegError("training options epochs, batch_size and stride must be >= 1")
-        if config.optimizer not in OPTIMIZERS:
-            raise MotionsegError(
-                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {config.optimizer!r}"
-            )
         if not 0 <= config.val_fraction < 1:
             raise MotionsegError(f"val_fraction must be in [0, 1), got {config.val_fraction}")
         return config
@@ -105,35 +93,6 @@ class TrainConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
 
 
-OPTIMIZERS = ("sgd", "adam")
-
-
-def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
-    """Momentum SGD (the paper) or Adam (from-scratch demos), both with weight decay."""
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-
-
-def _check_type(name: str, value: Any, annotation: Any) -> None:
-    """JSON values must fit the option's annotation: numbers for numbers, booleans for flags."""
-    kinds = typing.get_args(annotation) or (annotation,)  # `float | None` -> (float, NoneType)
-    if value is None and type(None) in kinds:
-        return
-    if bool in kinds:
-        ok = isinstance(value, bool)
-    elif int in kinds:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif float in kinds:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise MotionsegError(f"training option {name!r}: unexpected value {value!r}")
-
-
 def choose_validation(train_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
     """Whole training videos held out for model selection (never a test video)."""
     if len(train_ids) < 2 or fraction <= 0:
@@ -141,26 +100,6 @@ def choose_validation(train_ids: Sequence[str], fraction: float, seed: int) -> l
     count = min(len(train_ids) - 1, max(1, round(fraction * len(train_ids))))
     picked = np.random.default_rng(seed).choice(len(train_ids), size=count, replace=False)
     return [train_ids[i] for i in sorted(picked)]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise MotionsegError(f"unknown device {device!r} ({err})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise MotionsegError(f"device {device!r} requested but CUDA is not available")
-    return resolved
-
-
-def autocast(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager:
-    """bf16 autocast; `amp` None means on for CUDA, off on CPU."""
-    enabled = device.type == "cuda" if amp is None else amp
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def epoch_path(out_dir: Path, epoch: int) -> Path:
@@ -278,7 +217,9 @@ def train_backbone(
 
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, config)
+    optimizer = make_optimizer(
+        params, config.optimizer, config.lr, config.weight_decay, config.momentum
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
     )

@@ -1,7 +1,9 @@
 """Head registry: `@register_head("name")`, `build_head`, `list_heads`.
 
 Every head maps `(x[B, C, T], mask[B, 1, T])` to per-frame logits `[B, num_classes, T]`,
-with padded steps (mask 0) influencing neither the loss nor the valid outputs.
+with padded steps (mask 0) influencing neither the loss nor the valid outputs. Every module in
+`stages.heads.models` is imported on the first lookup and registers its heads; a head's
+options are its constructor's keyword parameters, checked against that signature.
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ from typing import Any
 
 from torch import nn
 
+from stages.common.options import check_options
 from stages.common.registry import Registry
 
-HEADS: Registry = Registry(
-    "head", modules=("stages.heads.tcn", "stages.heads.mstcn", "stages.heads.kmeans_mlp")
-)
+HEADS: Registry = Registry("head", package="stages.heads.models")
 register_head = HEADS.register
 
 
 def build_head(name: str, in_features: int, num_classes: int, **options: Any) -> nn.Module:
-    return HEADS.get(name)(in_features=in_features, num_classes=num_classes, **options)
+    """Build a head; unknown or ill-typed options are a MotionsegError listing the accepted."""
+    head = HEADS.get(name)
+    checked = check_options(head, options, f"head {name!r}", skip=("in_features", "num_classes"))
+    return head(in_features=in_features, num_classes=num_classes, **checked)
 
 
 def list_heads() -> list[str]:

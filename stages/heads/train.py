@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError
 from stages.common.labels import ClassList
 from stages.common.manifest import Manifest
+from stages.common.options import check_options
+from stages.common.runtime import make_optimizer, resolve_device
 from stages.common.seeding import seed_everything
 from stages.heads.base import IGNORE_INDEX, SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos
@@ -45,11 +47,7 @@ class TrainSettings:
 
     @classmethod
     def resolve(cls, head: str, overrides: Mapping[str, Any]) -> TrainSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise MotionsegError(f"--train: unknown setting(s) {unknown} (known: {sorted(known)})")
-        values = {**HEADS.get(head).default_train, **dict(overrides)}
+        values = {**HEADS.get(head).default_train, **check_options(cls, overrides, "--train")}
         try:
             settings = cls(**values)
         except TypeError as err:
@@ -76,9 +74,7 @@ class TrainSettings:
             raise MotionsegError("--train: " + "; ".join(problems))
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
 
 def _is_number(value: Any) -> bool:
@@ -107,18 +103,6 @@ def pad_batch(videos: Sequence[VideoFeatures]) -> tuple[torch.Tensor, ...]:
     return x, mask, target
 
 
-def make_optimizer(head: SegmentationHead, settings: TrainSettings) -> torch.optim.Optimizer:
-    if settings.optimizer == "rmsprop":
-        return torch.optim.RMSprop(
-            head.parameters(),
-            lr=settings.lr,
-            alpha=0.9,
-            eps=1e-8,
-            weight_decay=settings.weight_decay,
-        )
-    return torch.optim.Adam(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-
-
 def fit_head(
     head: SegmentationHead,
     videos: Sequence[VideoFeatures],
@@ -134,7 +118,9 @@ def fit_head(
     log = TrainLog([], [], time.perf_counter() - start)
     device = settings.torch_device()
     head.to(device)
-    optimizer = make_optimizer(head, settings)
+    optimizer = make_optimizer(
+        head.parameters(), settings.optimizer, settings.lr, settings.weight_decay
+    )
     generator = torch.Generator().manual_seed(seed)
     for epoch in range(settings.epochs):
         start = time.perf_counter()

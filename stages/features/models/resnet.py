@@ -32,19 +32,12 @@ so its running statistics are never updated; its affine weight and bias still le
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from stages.common.errors import MotionsegError
-from stages.features.base import (
-    Backbone,
-    Encoded,
-    Preprocessing,
-    check_resize_range,
-    reject_unknown_options,
-)
+from stages.features.base import Backbone, BackboneOptions, Encoded, Preprocessing
 from stages.features.registry import register_backbone
 from stages.features.weights import resnet_trunk
 
@@ -97,64 +90,51 @@ class FrameResNet(Backbone):
         return self.classifier(self.forward_features(snippets))
 
 
-_COMMON_OPTIONS = (
-    "depth",
-    "weights",
-    "freeze_bn",
-    "freeze_bn_affine",
-    "snippet_length",
-    "crop",
-    "resize_range",
-)
+@dataclass(frozen=True)
+class ResNetOptions(BackboneOptions):
+    """`resnet` and `naive-temp-appear`: the common options plus `freeze_bn_affine`."""
+
+    freeze_bn_affine: bool = False
+
+
+@dataclass(frozen=True)
+class NaiveAppearOptions(ResNetOptions):
+    """`naive-appear` classifies single frames, so a training example is one frame."""
+
+    snippet_length: int = 1
 
 
 def _build(
-    name: str,
     num_classes: int,
-    options: dict[str, Any],
-    snippet_length: int,
+    options: ResNetOptions,
     fc_dims: Sequence[int],
     window_is_snippet: bool,
 ) -> FrameResNet:
-    owner = f"backbone {name!r}"
-    reject_unknown_options(owner, options, _COMMON_OPTIONS)
-    length = int(options.get("snippet_length", snippet_length))
-    crop = int(options.get("crop", 224))
-    resize_range = tuple(int(s) for s in options.get("resize_range", (crop, crop + 22)))
-    if length < 1:
-        raise MotionsegError(f"{owner}: snippet_length must be >= 1, got {length}")
-    preprocessing = Preprocessing(
-        snippet_length=length,
-        feature_window=length if window_is_snippet else 1,
-        crop=crop,
-        resize_range=check_resize_range(owner, crop, resize_range),
-    )
+    window = options.snippet_length if window_is_snippet else 1
     return FrameResNet(
         num_classes,
-        depth=int(options.get("depth", 50)),
-        weights=str(options.get("weights", "imagenet")),
+        depth=options.depth,
+        weights=options.weights,
         fc_dims=fc_dims,
-        freeze_bn=bool(options.get("freeze_bn", True)),
-        freeze_bn_affine=bool(options.get("freeze_bn_affine", False)),
-        preprocessing=preprocessing,
+        freeze_bn=options.freeze_bn,
+        freeze_bn_affine=options.freeze_bn_affine,
+        preprocessing=options.preprocessing(feature_window=window),
     )
 
 
 @register_backbone("resnet")
-def build_resnet(num_classes: int, **options: Any) -> FrameResNet:
+def build_resnet(num_classes: int, options: ResNetOptions) -> FrameResNet:
     """Per-frame ResNet features; fine-tuned on 16-frame snippets by averaging frame logits."""
-    return _build("resnet", num_classes, options, 16, (), window_is_snippet=False)
+    return _build(num_classes, options, (), window_is_snippet=False)
 
 
 @register_backbone("naive-appear")
-def build_naive_appear(num_classes: int, **options: Any) -> FrameResNet:
+def build_naive_appear(num_classes: int, options: NaiveAppearOptions) -> FrameResNet:
     """NaiveAppear (LCDC Table 3): one frame in, ResNet + two fc layers, per-frame features."""
-    return _build("naive-appear", num_classes, options, 1, NAIVE_FC_DIMS, window_is_snippet=False)
+    return _build(num_classes, options, NAIVE_FC_DIMS, window_is_snippet=False)
 
 
 @register_backbone("naive-temp-appear")
-def build_naive_temp_appear(num_classes: int, **options: Any) -> FrameResNet:
+def build_naive_temp_appear(num_classes: int, options: ResNetOptions) -> FrameResNet:
     """NaiveTempAppear (LCDC Table 3): mean of 16 frame features, then two fc layers."""
-    return _build(
-        "naive-temp-appear", num_classes, options, 16, NAIVE_FC_DIMS, window_is_snippet=True
-    )
+    return _build(num_classes, options, NAIVE_FC_DIMS, window_is_snippet=True)

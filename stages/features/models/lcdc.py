@@ -3,7 +3,7 @@
 A ResNet-50 runs all frames of all snippets as one batch `[B*T, 3, H, W]` (shared weights). res5
 has stride 1 and dilation 2 (14x14 maps at 224 px); its three 3x3 convs (res5a/b/c `branch2b`)
 become deformable convs whose offsets are predicted from the `branch2a` output by a 3x3
-dilation-2 conv (`trunk.layer4.{i}.conv2.offset`, see `stages.features.deform`):
+dilation-2 conv (`trunk.layer4.{i}.conv2.offset`, see `stages.features.models.deform`):
 
 - `lcdc`: 2 offset channels per layer (locally-consistent, 9,218 parameters each);
 - `dc`: 72 channels (4 deformable groups x 9 taps x 2; 331,848 parameters each).
@@ -11,14 +11,14 @@ dilation-2 conv (`trunk.layer4.{i}.conv2.offset`, see `stages.features.deform`):
 Motion is the offset difference r(t) = offset(t) - offset(t-1) of every layer (T-1 maps).
 `conv_new_1` (1x1 -> 256, ReLU) on res5c gives appearance; the snippet's last frame is dropped,
 the three difference maps are concatenated (262 channels for LCDC, 472 for DC) and fused by
-`stages.features.lcdc_fusion` -> 2x2 max-pool -> `fc_new_1` (1024, ReLU) -> `fc_new_2` (1024,
+`stages.features.models.lcdc_fusion` -> 2x2 max-pool -> `fc_new_1` (1024, ReLU) -> `fc_new_2` (1024,
 ReLU; `forward_features`) -> `cls_score`. No dropout. With 18 classes: LCDC 42.7M parameters
 (27,654 in offset layers), DC 45.7M (995,544), as in paper Table 3. Everything up to
 `conv_new_1` and the offsets depends on one frame only (`encode_frames`, run once per frame at
 extraction); the differences, fusion and fc layers act per window (`features_from_encoded`).
 
 Choices where the paper is silent:
-- Offsets gather dilated neighbours (paper eq. 4-7); see `stages.features.deform`.
+- Offsets gather dilated neighbours (paper eq. 4-7); see `stages.features.models.deform`.
 - torchvision's dilated ResNet-50 keeps dilation 1 in res5a's 3x3 conv; all three LCDC/DC convs
   here use dilation 2 as in the authors' code (same weight shape, ImageNet weights reused).
 - `fc_new_1` takes `256 * p * p` inputs, p = (res5 side) // 2 with res5 side = `crop` halved,
@@ -43,7 +43,8 @@ Choices where the paper is silent:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -51,19 +52,13 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from stages.common.errors import MotionsegError
-from stages.features.base import (
-    Backbone,
-    Encoded,
-    Preprocessing,
-    check_resize_range,
-    reject_unknown_options,
-)
-from stages.features.deform import (
-    LCDC_FORMS,
+from stages.features.base import Backbone, BackboneOptions, Encoded
+from stages.features.models.deform import (
     DeformConv2dWithOffsets,
+    LCDCForm,
     LocallyConsistentDeformConv2d,
 )
-from stages.features.lcdc_fusion import MIN_SNIPPET_LENGTH, SpaceTimeFusion
+from stages.features.models.lcdc_fusion import MIN_SNIPPET_LENGTH, SpaceTimeFusion
 from stages.features.registry import register_backbone
 from stages.features.weights import resnet_trunk
 
@@ -73,7 +68,6 @@ DC_OFFSET_GROUPS = 4
 APPEARANCE_CHANNELS = 256  # conv_new_1 and the fusion's 3D convs
 FEATURE_DIM = 1024  # fc_new_1, fc_new_2
 DEFAULT_LCDC_FORM = "warp"
-_DEPTHS = (18, 50)
 
 
 def res5_map_size(side: int) -> int:
@@ -102,7 +96,7 @@ def _dilated_trunk(depth: int, weights: str) -> ResNet:
     return trunk
 
 
-def _install_deformable_convs(trunk: ResNet, motion: Motion, lcdc_form: str) -> None:
+def _install_deformable_convs(trunk: ResNet, motion: Motion, lcdc_form: LCDCForm) -> None:
     """Replace every res5 block's `conv2` by an LCDC/DC conv initialised from its weights."""
     for block in trunk.layer4:
         weight = block.conv2.weight
@@ -135,36 +129,25 @@ class LCDCNet(Backbone):
         self,
         num_classes: int,
         motion: Motion,
-        depth: int = 50,
-        weights: str = "imagenet",
-        freeze_bn: bool = True,
-        snippet_length: int = 16,
-        crop: int = 224,
-        resize_range: tuple[int, int] | list[int] = (224, 246),
-        lcdc_form: str = DEFAULT_LCDC_FORM,
+        options: DCOptions,
+        lcdc_form: LCDCForm = DEFAULT_LCDC_FORM,
     ) -> None:
         super().__init__()
-        resize_range = _check_options(motion, depth, snippet_length, crop, resize_range, lcdc_form)
         self.motion = motion
-        self.freeze_bn = bool(freeze_bn)
-        self.trunk = _dilated_trunk(depth, weights)
+        self.freeze_bn = options.freeze_bn
+        self.trunk = _dilated_trunk(options.depth, options.weights)
         res5_channels = self.trunk.fc.in_features  # 2048 (ResNet-50) or 512 (ResNet-18)
         self.trunk.fc = nn.Identity()  # the ImageNet classifier is not part of the model
         _install_deformable_convs(self.trunk, motion, lcdc_form)
         motion_channels = sum(block.conv2.offset.out_channels for block in self.trunk.layer4)
         self.conv_new_1 = nn.Conv2d(res5_channels, APPEARANCE_CHANNELS, 1)
         self.fusion = SpaceTimeFusion(APPEARANCE_CHANNELS + motion_channels, APPEARANCE_CHANNELS)
-        self.pooled_size = pooled_map_size(crop)
+        self.pooled_size = pooled_map_size(options.crop)
         self.fc_new_1 = nn.Linear(APPEARANCE_CHANNELS * self.pooled_size**2, FEATURE_DIM)
         self.fc_new_2 = nn.Linear(FEATURE_DIM, FEATURE_DIM)
         self.cls_score = nn.Linear(FEATURE_DIM, num_classes)
         self.feature_dim = FEATURE_DIM
-        self.preprocessing = Preprocessing(
-            snippet_length=snippet_length,
-            feature_window=snippet_length,
-            crop=crop,
-            resize_range=resize_range,
-        )
+        self.preprocessing = options.preprocessing(feature_window=options.snippet_length)
 
     def encode_frames(self, frames: torch.Tensor) -> Encoded:
         """Per frame: the `conv_new_1` map `[N, 256, h, w]`, then each res5 layer's offsets
@@ -208,41 +191,38 @@ class LCDCNet(Backbone):
             )
 
 
-def _check_options(
-    motion: Motion,
-    depth: int,
-    snippet_length: int,
-    crop: int,
-    resize_range: tuple[int, int] | list[int],
-    lcdc_form: str,
-) -> tuple[int, int]:
-    """Validate builder options; returns `resize_range` as a tuple."""
-    if depth not in _DEPTHS:
-        raise MotionsegError(f"{motion}: depth must be one of {_DEPTHS}, got {depth!r}")
-    if lcdc_form not in LCDC_FORMS:
-        raise MotionsegError(f"{motion}: lcdc_form must be one of {LCDC_FORMS}, got {lcdc_form!r}")
-    if not isinstance(snippet_length, int) or snippet_length < MIN_SNIPPET_LENGTH:
-        raise MotionsegError(
-            f"{motion}: snippet_length must be an integer >= {MIN_SNIPPET_LENGTH} (T-1 difference "
-            f"maps go through two temporal pools of 2), got {snippet_length!r}"
-        )
-    if not isinstance(crop, int) or pooled_map_size(crop) < 1:
-        raise MotionsegError(f"{motion}: crop must be an integer >= 17 px, got {crop!r}")
-    return check_resize_range(motion, crop, resize_range)
+@dataclass(frozen=True)
+class DCOptions(BackboneOptions):
+    """Options of `dc` (and, with `lcdc_form`, of `lcdc`); depth 18 or 50 only (see above)."""
+
+    depth: Literal[18, 50] = 50
+    resize_range: tuple[int, int] = (224, 246)
+
+    def __post_init__(self) -> None:
+        if self.snippet_length < MIN_SNIPPET_LENGTH:
+            raise ValueError(
+                f"snippet_length must be an integer >= {MIN_SNIPPET_LENGTH} (T-1 difference "
+                f"maps go through two temporal pools of 2), got {self.snippet_length!r}"
+            )
+        if pooled_map_size(self.crop) < 1:
+            raise ValueError(f"crop must be an integer >= 17 px, got {self.crop!r}")
+        super().__post_init__()
 
 
-_OPTIONS = ("depth", "weights", "freeze_bn", "snippet_length", "crop", "resize_range")
+@dataclass(frozen=True)
+class LCDCOptions(DCOptions):
+    """Options of `lcdc`: those of `dc` plus the `lcdc_form` of the deformable convs."""
+
+    lcdc_form: LCDCForm = DEFAULT_LCDC_FORM
 
 
 @register_backbone("lcdc")
-def build_lcdc(num_classes: int, **options: Any) -> LCDCNet:
+def build_lcdc(num_classes: int, options: LCDCOptions) -> LCDCNet:
     """LCDC: 2-channel locally-consistent offsets at res5a/b/c (paper's model)."""
-    reject_unknown_options("lcdc", options, (*_OPTIONS, "lcdc_form"))
-    return LCDCNet(num_classes, motion="lcdc", **options)
+    return LCDCNet(num_classes, "lcdc", options, options.lcdc_form)
 
 
 @register_backbone("dc")
-def build_dc(num_classes: int, **options: Any) -> LCDCNet:
+def build_dc(num_classes: int, options: DCOptions) -> LCDCNet:
     """DC: plain deformable convs (4 groups, 72 offset channels) at res5a/b/c (ablation)."""
-    reject_unknown_options("dc", options, _OPTIONS)
-    return LCDCNet(num_classes, motion="dc", **options)
+    return LCDCNet(num_classes, "dc", options)
