@@ -11,11 +11,14 @@ rule report:
         background=lambda w: " ".join(
             f"--background {b}" for b in manifest(w.dataset).classes.background
         ),
+        motion_only=lambda w: " ".join(
+            f"--motion-only {c}" for c in manifest(w.dataset).motion_only
+        ),
         rate=lambda w: cfg(w.dataset).get("evaluate", {}).get("rate", "feature"),
         runs=lambda w, input: " ".join(f"--run {r}" for r in input),
     log:
         "logs/{dataset}/report.log",
     shell:
         "motionseg report results/predictions/{wildcards.dataset} {output} "
-        "--classes {params.classes} {params.background} --rate {params.rate} "
+        "--classes {params.classes} {params.background} {params.motion_only} --rate {params.rate} "
         "--dataset {wildcards.dataset} {params.runs} &> {log}"

@@ -106,6 +106,14 @@ def report(
         list[Path] | None,
         typer.Option(help="Only these run folders (repeatable); default: every run found."),
     ] = None,
+    motion_only: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="A class that differs from others only in motion (repeatable); marked in the "
+            "per-class tables.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML."""
     from stages.evaluate.metrics import DEFAULT_BACKGROUND
@@ -121,5 +129,6 @@ def report(
         rate,
         plot_run,
         only=run,
+        motion_only=list(motion_only or []),
     )
     typer.echo(f"{out_dir}: {runs} runs evaluated, {plots} plots")

@@ -1,5 +1,10 @@
 """Build the report folder: metrics.csv, table.md, table.csv, plots/ and index.html.
 
+table.md, table.csv and index.html also hold every model's per-class frame accuracy (in
+table.csv as `acc:{class}` columns, the same in both conventions' rows) with motion-only
+classes marked, and confusion/ one confusion-matrix figure per model
+(`stages.evaluate.per_class`).
+
 `metrics.csv` holds one row per backbone x head x split x run *and convention*: the columns
 `backbone, head, split, run, acc, edit, f1@10, f1@25, f1@50`, then `convention` (`per-video` or
 `pooled`), so one file serves both conventions. The whole folder is built under a temporary
@@ -21,6 +26,14 @@ from stages.common.errors import input_error
 from stages.common.labels import ClassList, read_label_file
 from stages.evaluate.label_folders import label_files
 from stages.evaluate.metrics import CONVENTIONS
+from stages.evaluate.per_class import (
+    MOTION_MARK,
+    MOTION_MEAN,
+    format_per_class,
+    model_confusions,
+    per_class_table,
+    plot_confusion,
+)
 from stages.evaluate.plots import class_colours, class_order, plot_video
 from stages.evaluate.runs import Rate, RunScores, find_runs, score_run
 from stages.evaluate.summary import (
@@ -35,6 +48,13 @@ STD_NOTE = (
     "Cells are mean ± std over runs, where each run's value is its metric averaged over the "
     "splits and std is the sample standard deviation (ddof = 1); with one run only the mean "
     "is shown."
+)
+
+
+PER_CLASS_TITLE = "Per-class frame accuracy (%)"
+PER_CLASS_NOTE = (
+    "Share of each class's ground-truth frames predicted as that class, pooled over a split's "
+    "test videos, then averaged over splits and runs; '-': the class is not in any test video."
 )
 
 
@@ -100,14 +120,58 @@ def _sections(table: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
         yield CONVENTION_TITLES[convention], rows
 
 
-def _markdown(title: str, table: pd.DataFrame, rate: Rate) -> str:
+def _per_class_note(motion_only: Sequence[str]) -> str:
+    note = PER_CLASS_NOTE
+    if motion_only:
+        note += f" {MOTION_MARK} marks the motion-only classes ({', '.join(motion_only)})."
+    return note
+
+
+def _markdown(
+    title: str, table: pd.DataFrame, rate: Rate, per_class: pd.DataFrame, motion_only: Sequence[str]
+) -> str:
     parts = [f"# {title}\n", f"Labels at the {rate} rate. {STD_NOTE}\n"]
     for heading, rows in _sections(table):
         parts += [f"## {heading}\n", markdown_table(rows)]
+    parts += [f"## {PER_CLASS_TITLE}\n", _per_class_note(motion_only) + "\n"]
+    parts.append(markdown_table(format_per_class(per_class)))
     return "\n".join(parts)
 
 
-def _html(title: str, table: pd.DataFrame, rate: Rate, videos: Sequence[str], run: int) -> str:
+def _confusion_file(model: str) -> str:
+    """'lcdc + ed-tcn' -> 'lcdc__ed-tcn.png'."""
+    return model.replace(" + ", "__") + ".png"
+
+
+def _plot_confusions(
+    folder: Path, scored: Sequence[RunScores], order: Sequence[str], motion_only: Sequence[str]
+) -> list[str]:
+    """One confusion-matrix PNG per model; returns the models in table order."""
+    folder.mkdir(parents=True)
+    confusions = model_confusions(scored, order)
+    for model, counts in confusions.items():
+        title = f"{model}: frames of all splits and runs"
+        plot_confusion(folder / _confusion_file(model), title, counts, order, motion_only)
+    return list(confusions)
+
+
+def _with_class_columns(table: pd.DataFrame, per_class: pd.DataFrame) -> pd.DataFrame:
+    """table.csv: the summary rows joined with `acc:{class}` columns per model."""
+    columns = {c: f"acc:{c.removesuffix(MOTION_MARK)}" for c in per_class.columns[1:]}
+    columns[MOTION_MEAN] = f"acc:{MOTION_MEAN}"
+    return table.merge(per_class.rename(columns=columns).round(2), on="model", how="left")
+
+
+def _html(
+    title: str,
+    table: pd.DataFrame,
+    rate: Rate,
+    videos: Sequence[str],
+    run: int,
+    per_class: pd.DataFrame,
+    motion_only: Sequence[str],
+    confusion_models: Sequence[str],
+) -> str:
     parts = [
         "<!doctype html>",
         '<html><head><meta charset="utf-8">',
@@ -122,6 +186,15 @@ def _html(title: str, table: pd.DataFrame, rate: Rate, videos: Sequence[str], ru
     ]
     for heading, rows in _sections(table):
         parts += [f"<h2>{html.escape(heading)}</h2>", rows.to_html(index=False, border=0)]
+    parts += [
+        f"<h2>{PER_CLASS_TITLE}</h2>",
+        f"<p>{html.escape(_per_class_note(motion_only))}</p>",
+        format_per_class(per_class).to_html(index=False, border=0),
+        "<h2>Confusion matrices</h2>",
+    ]
+    for model in confusion_models:
+        src = f"confusion/{quote(_confusion_file(model))}"
+        parts.append(f'<img src="{src}" alt="confusion matrix of {html.escape(model)}">')
     parts.append(f"<h2>Segmentations of the test videos (run {run})</h2>")
     for video in videos:
         parts += [
@@ -141,9 +214,10 @@ def build_report(
     rate: Rate = "feature",
     plot_run: int | None = None,
     only: Sequence[str | Path] | None = None,
+    motion_only: Sequence[str] = (),
 ) -> tuple[int, int]:
     """Evaluate every run (or those in `only`) and write the report folder; returns (runs,
-    plots) written."""
+    plots) written. `motion_only` classes are marked in the per-class tables."""
     predictions_dir, out_dir = Path(predictions_dir), Path(out_dir)
     _check_out_dir(predictions_dir, out_dir)
     runs = find_runs(predictions_dir, only)
@@ -155,13 +229,17 @@ def build_report(
     metrics = metrics_frame(scored)
     table = display_table(summarise(metrics))
     labels = set().union(*(item.labels for item in scored))
-    colours = class_colours(class_order(labels, background, classes), background)
+    order = class_order(labels, background, classes)
+    colours = class_colours(order, background)
+    per_class = per_class_table(scored, order, motion_only)
     title = f"{dataset or default_dataset_name(predictions_dir)}: temporal action segmentation"
     with atomic_path(out_dir.resolve()) as tmp:
         tmp.mkdir()
         metrics.to_csv(tmp / "metrics.csv", index=False)
-        table.to_csv(tmp / "table.csv", index=False)
-        (tmp / "table.md").write_text(_markdown(title, table, rate))
+        _with_class_columns(table, per_class).to_csv(tmp / "table.csv", index=False)
+        (tmp / "table.md").write_text(_markdown(title, table, rate, per_class, motion_only))
         videos = _plot_all(tmp / "plots", scored, plot_run, rate, classes, colours)
-        (tmp / "index.html").write_text(_html(title, table, rate, videos, plot_run))
+        models = _plot_confusions(tmp / "confusion", scored, order, motion_only)
+        page = _html(title, table, rate, videos, plot_run, per_class, motion_only, models)
+        (tmp / "index.html").write_text(page)
     return len(runs), len(videos)

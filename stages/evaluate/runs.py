@@ -9,6 +9,7 @@ not runs and are skipped; a run folder without the label folders of the chosen r
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,11 +100,13 @@ def find_runs(
 
 @dataclass(frozen=True)
 class RunScores:
-    """Per-video scores of one run and the labels seen in it (for a shared colour map)."""
+    """Per-video scores of one run, the labels seen in it (for a shared colour map) and its
+    frames counted by (ground truth, prediction) over all its videos (per-class accuracy)."""
 
     run: RunDir
     videos: dict[str, VideoScore]
     labels: frozenset[str]
+    pairs: dict[tuple[str, str], int]
 
 
 def score_run(
@@ -116,7 +119,9 @@ def score_run(
     gt_dir, pred_dir = run.label_dirs(rate)
     videos: dict[str, VideoScore] = {}
     labels: set[str] = set()
+    pairs: Counter[tuple[str, str]] = Counter()
     for video, (gt, pred) in read_pairs(gt_dir, pred_dir, classes).items():
         videos[video] = score_video(gt, pred, background)
         labels.update(np.unique(gt.astype(str)), np.unique(pred.astype(str)))
-    return RunScores(run, videos, frozenset(labels))
+        pairs.update(zip(gt.astype(str).tolist(), pred.astype(str).tolist(), strict=True))
+    return RunScores(run, videos, frozenset(labels), dict(pairs))
