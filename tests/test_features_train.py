@@ -19,7 +19,12 @@ from stages.common.stores import write_store
 from stages.features.base import Preprocessing
 from stages.features.checkpoint import load_checkpoint
 from stages.features.snippets import SnippetDataset, build_windows
-from stages.features.train import TrainConfig, choose_validation
+from stages.features.train import (
+    TrainConfig,
+    best_epoch,
+    choose_validation,
+    reestimate_batchnorm,
+)
 
 CLASSES = ("background", "cut", "mix")
 VIDEOS = [f"v{i}" for i in range(5)]
@@ -126,9 +131,50 @@ def test_validation_videos_are_training_videos():
     assert choose_validation(train_ids, 0.0, 0) == []
 
 
+def test_validation_covers_the_classes_when_told_what_each_video_shows():
+    classes_of = {"a": {"bg", "cut"}, "b": {"bg", "cut"}, "c": {"bg", "mix"}, "d": {"bg", "pour"}}
+    for seed in range(6):
+        # The first pick is any video with 2 classes; the second must add an unseen one.
+        val = choose_validation(list(classes_of), 0.5, seed, classes_of)
+        assert len(val) == 2 and not {"a", "b"} <= set(val)
+    one_new_class = {"a": {"bg"}, "b": {"bg"}, "c": {"bg", "mix"}}
+    assert choose_validation(list(one_new_class), 0.3, 0, one_new_class) == ["c"]
+
+
+def test_best_epoch_prefers_the_later_epoch_on_ties_and_the_last_without_validation():
+    rows = [{"epoch": e, "val_acc": v} for e, v in [(1, 0.5), (2, 0.7), (3, 0.7), (4, 0.6)]]
+    assert best_epoch(rows) == 3
+    assert best_epoch([{"epoch": e, "val_acc": None} for e in (1, 2, 3)]) == 3
+
+
+def test_batchnorm_reestimation_makes_eval_mode_match_the_training_batches():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    batch = torch.randn(64, 3) * 5 + 2
+    model.train()
+    for _ in range(3):  # a few steps leave the running averages near their initial 0 / 1
+        model(batch)
+    model.eval()
+    assert not torch.allclose(model(batch).mean(0), torch.zeros(4), atol=0.1)
+    momentum = model[1].momentum
+    reestimate_batchnorm(model, [(batch, None)], torch.device("cpu"), False)
+    model.eval()
+    out = model(batch)  # normalised by the batch's own statistics now
+    assert torch.allclose(out.mean(0), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(out.std(0), torch.ones(4), atol=1e-2)
+    assert model[1].momentum == momentum
+
+
 @pytest.mark.parametrize(
     "values",
-    [{"epochs": 0}, {"lr": "fast"}, {"no_such_key": 1}, {"val_fraction": 1.0}, {"optimizer": "x"}],
+    [
+        {"bn_batches": -1},
+        {"epochs": 0},
+        {"lr": "fast"},
+        {"no_such_key": 1},
+        {"val_fraction": 1.0},
+        {"optimizer": "x"},
+    ],
 )
 def test_bad_train_config(values):
     with pytest.raises(MotionsegError):
