@@ -1,4 +1,5 @@
-# `make demo`: set up .venv and run the demo workflow; `make test`: set up and run the tests.
+# `make demo`: set up .venv and run the demo workflow; `make test`: set up and run the tests;
+# `make lint`: ruff (lint and format check) and `snakemake --lint` on the workflow.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,6 +24,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check stages tests benchmarks
+	$(BIN)/ruff format --check stages tests benchmarks
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint --directory "$$(mktemp -d)"
 
 clean:
 	rm -rf results logs data .snakemake

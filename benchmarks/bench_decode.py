@@ -12,6 +12,7 @@ bitshuffle) instead of the frame codec, to show why frames use lz4. Best of `--r
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -25,7 +26,9 @@ import zarr
 from stages.decode import frame_store
 from stages.decode.video import decode_video, probe_video
 
-REAL_CLIP = Path("/work/shared/reference/media/activitynet_v_ZNVhz7ctTq0.mp4")
+_NEXT_TO_REPO = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = Path(os.environ.get("MOTIONSEG_REFERENCE") or _NEXT_TO_REPO)
+REAL_CLIP = REFERENCE / "media" / "activitynet_v_ZNVhz7ctTq0.mp4"
 DEFAULT_CODEC = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 
 

@@ -2,6 +2,8 @@
 
 Stage modules import torch and friends lazily inside their commands, so `motionseg --help`
 stays fast. A `MotionsegError` anywhere below becomes one line on stderr and exit code 1.
+Under the workflow, a command refuses to run when it is another checkout's code
+(stages.common.checkout).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from stages.common.checkout import check_checkout
 from stages.common.errors import MotionsegError
 
 
 class _FriendlyErrors(TyperGroup):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
+            check_checkout()
             return super().invoke(ctx)
         except MotionsegError as err:
             typer.echo(f"error: {err}", err=True)

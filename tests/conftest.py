@@ -3,12 +3,18 @@
 `make_video` writes a *lossless* RGB H.264 mp4 (libx264rgb, qp=0), so decoding it gives back
 exactly the frames that were written: tests can compare decoded pixels with `expected.frames`.
 `truncate_video` makes a cut copy of a file to test error handling on damaged inputs.
+
+Reference data (real clips, 50 Salads annotations, the TCN authors' predictions) lives in
+`../shared/reference` next to the repository, or wherever `MOTIONSEG_REFERENCE` points. A test
+that needs some is marked `@pytest.mark.reference("50salads")`: it is skipped when the data is
+absent, except in CI (`CI=true`), where it fails, so missing data cannot pass unnoticed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,8 +26,34 @@ import pytest
 Pattern = Callable[[int, int, int], np.ndarray]
 """(frame index, height, width) -> uint8 RGB image of shape (height, width, 3)."""
 
-REAL_CLIP = Path("/work/shared/reference/media/activitynet_v_ZNVhz7ctTq0.mp4")
-"""A real 480x360 H.264 clip, 420 frames at 30 fps; tests using it skip when it is absent."""
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_ENV = "MOTIONSEG_REFERENCE"
+
+
+def reference_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """`$MOTIONSEG_REFERENCE`, else `../shared/reference` relative to the repository."""
+    return Path(environ.get(REFERENCE_ENV) or REPO.parent / "shared" / "reference")
+
+
+REFERENCE = reference_dir()
+REAL_CLIP = REFERENCE / "media" / "activitynet_v_ZNVhz7ctTq0.mp4"
+"""A real 480x360 H.264 clip, 420 frames at 30 fps (mark its tests `reference("media")`)."""
+
+
+def require_reference(parts: Sequence[str], environ: Mapping[str, str] = os.environ) -> None:
+    """Skip when the reference path is absent; fail instead when `CI` is set to true."""
+    path = reference_dir(environ).joinpath(*parts)
+    if path.exists():
+        return
+    message = f"reference data {path} is absent (set {REFERENCE_ENV} to the folder holding it)"
+    if environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("reference"):
+        require_reference(mark.args)
 
 
 def moving_shapes(index: int, height: int, width: int) -> np.ndarray:
@@ -59,7 +91,7 @@ class SyntheticVideo:
 @pytest.fixture
 def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
     """Factory: `make_video(path, num_frames=30, fps=30, size=(64, 48), pattern=moving_shapes,
-    timestamps=None, faststart=False) -> SyntheticVideo`.
+    timestamps=None, faststart=False, rotation=0) -> SyntheticVideo`.
 
     - `path`: file name (relative names go under the test's `tmp_path`); mp4 or mkv.
     - `size`: (width, height) in pixels.
@@ -68,6 +100,8 @@ def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
       millisecond resolution); default `index / fps`.
     - `faststart`: put the mp4 index (moov) before the data, as web videos do; a truncated
       copy of such a file still opens, while a cut default mp4 (moov at the end) does not.
+    - `rotation`: display rotation in degrees counter-clockwise (a phone's portrait video);
+      `frames` stay as encoded.
     """
 
     def make(
@@ -78,6 +112,7 @@ def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
         pattern: Pattern = moving_shapes,
         timestamps: Sequence[float] | None = None,
         faststart: bool = False,
+        rotation: int = 0,
     ) -> SyntheticVideo:
         path = tmp_path / path
         width, height = size
@@ -96,6 +131,8 @@ def make_video(tmp_path: Path) -> Callable[..., SyntheticVideo]:
             stream = container.add_stream("libx264rgb", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
             stream.time_base = stream.codec_context.time_base = time_base
+            if rotation:
+                stream.set_display_rotation(rotation)
             # qp=0 is lossless; no B-frames keeps packets in presentation order.
             stream.options = {"qp": "0", "preset": "ultrafast", "bf": "0"}
             for image, frame_pts in zip(frames, pts, strict=True):
@@ -180,3 +217,40 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+HOSTILE_OUTPUTS = ("user_folder", "user_file", "own_input", "dotdot")
+"""Destinations no writer may replace: a user's folder (with a file in it), a user's file, the
+command's own input, and `..` from a nested working folder."""
+
+
+def hostile_output(
+    variant: str, tmp_path: Path, own_input: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Set up the `variant` destination under `tmp_path` and return it as a CLI argument."""
+    if variant == "user_folder":
+        folder = tmp_path / "user_folder"
+        folder.mkdir()
+        (folder / "thesis.tex").write_text("three years of work\n")
+        return str(folder)
+    if variant == "user_file":
+        (tmp_path / "notes.txt").write_text("keep me\n")
+        return str(tmp_path / "notes.txt")
+    if variant == "own_input":
+        return str(own_input)
+    if variant == "dotdot":
+        nested = tmp_path / "work" / "nested"
+        nested.mkdir(parents=True)
+        (nested / "draft.txt").write_text("current folder\n")
+        monkeypatch.chdir(nested)
+        return ".."
+    raise ValueError(variant)
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root` (files with their bytes, folders as None), to prove nothing
+    was touched."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }

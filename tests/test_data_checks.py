@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -140,3 +141,73 @@ def test_check_command_writes_report(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["videos"]["a"] == {"frames": 12, "fps": 15.0, "labels": {"g": 11}}
     assert report["aligned"] == ["a (g)"]
+
+
+# --- paths that leave the data root; the report's destination ----------------------------------
+
+
+def _leave_root(manifest: Path, root: Path, video: str | None, labels: str | None) -> None:
+    """Point video `a` (or the label template) outside `root`, moving the files there."""
+    if video is not None:
+        target = root / video
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (root / "videos" / "a.mp4").rename(target)
+        (manifest / "videos.tsv").write_text(f"video_id\tvideo\na\t{video}\n")
+    if labels is not None:
+        target = root / labels.format(video_id="a")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (root / "labels" / "a.txt").rename(target)
+        yaml = (manifest / "dataset.yaml").read_text()
+        (manifest / "dataset.yaml").write_text(yaml.replace("labels/{video_id}.txt", labels))
+
+
+def _allow_outside(manifest: Path) -> None:
+    with (manifest / "dataset.yaml").open("a") as handle:
+        handle.write("allow_paths_outside_root: true\n")
+
+
+@pytest.mark.parametrize(
+    "video", ["../outside.mp4", "videos/../../outside.mp4", "../elsewhere/a.mp4"]
+)
+def test_a_video_outside_the_root_is_an_error_unless_allowed(tmp_path: Path, video: str):
+    manifest, root = make_dataset(tmp_path, {"a": (12, 12)})
+    _leave_root(manifest, root, video, None)
+    with pytest.raises(
+        MotionsegError, match=f"videos.tsv: video 'a': {video} leaves the data root"
+    ):
+        check_dataset(manifest, root)
+    _allow_outside(manifest)
+    assert check_dataset(manifest, root).videos["a"].num_frames == 12
+
+
+@pytest.mark.parametrize("template", ["../outside/{video_id}.txt", "labels/../../{video_id}.txt"])
+def test_labels_outside_the_root_are_an_error_and_never_rewritten(tmp_path: Path, template):
+    manifest, root = make_dataset(tmp_path, {"a": (12, 11)})
+    _leave_root(manifest, root, None, template)
+    outside = root / template.format(video_id="a")
+    before = outside.read_bytes()
+    with pytest.raises(MotionsegError, match="outside the data root; set `allow_paths_outside"):
+        check_dataset(manifest, root)
+    _allow_outside(manifest)
+    with pytest.raises(MotionsegError, match="refusing to align label files outside the data"):
+        check_dataset(manifest, root)
+    assert outside.read_bytes() == before
+    assert check_dataset(manifest, root, align=False).aligned == ["a (g)"]
+    assert outside.read_bytes() == before
+
+
+def test_paths_inside_the_root_with_dots_are_fine(tmp_path: Path):
+    manifest, root = make_dataset(tmp_path, {"a": (12, 12)})
+    (manifest / "videos.tsv").write_text("video_id\tvideo\na\tvideos/../videos/./a.mp4\n")
+    assert check_dataset(manifest, root).videos["a"].num_frames == 12
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+def test_report_never_replaces_what_it_did_not_write(tmp_path: Path, variant, monkeypatch):
+    manifest, root = make_dataset(tmp_path, {"a": (12, 12)})
+    out = hostile_output(variant, tmp_path, manifest, monkeypatch)
+    before = tree_snapshot(tmp_path)
+    args = ["data", "check", "--manifest", str(manifest), "--root", str(root), "--report", out]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "refusing to replace" in result.output, result.output
+    assert tree_snapshot(tmp_path) == before

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot
 from test_data_checks import make_video
 from typer.testing import CliRunner
 
@@ -105,6 +106,20 @@ def test_split_column_with_fold_names(tmp_path: Path, classes: Path) -> None:
         ("video_id\tvideo\na\ta.mp4\n", None, {"folds": 2}, "--folds 2: need 2 to 1"),
         ("video_id\tvideo\tsplit\na\ta.mp4\ttest\na\tb.mp4\ttrain\n", None, {}, "duplicate"),
         ("video\tsplit\na.mp4\ttest\n", None, {}, r"missing column\(s\) \['video_id'\]"),
+        ("", None, {}, r"v.tsv: empty table: expected a header"),
+        ("\ufeffvideo_id\tvideo\na\ta.mp4\n", None, {}, "no `split` column"),  # BOM read
+        (
+            "video_id\tvideo\tsplit\tnum_frames\na\ta.mp4\ttest\t9\n",
+            "start\tend\tclass\n0\t2\treach\n",
+            {},
+            r"a.tsv: the header 'start\\tend\\tclass' names start and end but no 'label' column",
+        ),
+        (
+            "video_id\tvideo\tsplit\tnum_frames\na\ta.mp4\ttest\t9\n",
+            "Start,End\n0,2\n",
+            {},
+            "names start and end but no 'label' column",
+        ),
         ("video_id\tvideo\tsplit\na\ta.mp4\ttest\n", None, {"group_by": "who", "folds": 2}, "who"),
         (
             "video_id\tvideo\tsplit\tnum_frames\na\ta.mp4\ttest\t9\n",
@@ -186,3 +201,24 @@ def test_own_example_manifest_is_what_the_importer_writes(
     assert len(m.video_ids) == 6 and len(m.splits) == 3
     assert [len({m.videos[v].group for v in m.test_ids(s)}) for s in m.split_names] == [1, 1, 1]
     assert m.labels("alice_1").size == 900  # the table's num_frames
+
+
+@pytest.mark.parametrize("data", [b"reach\ngr\xe4sp\n", b"\xff\xfereach\n"])
+def test_a_label_file_that_is_not_utf8_is_named(tmp_path: Path, classes: Path, data: bytes):
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt" / "a.txt").write_bytes(data)
+    table = write(tmp_path / "v.tsv", "video_id\tvideo\tsplit\na\ta.mp4\ttest\n")
+    with pytest.raises(MotionsegError, match=r"a.txt: not UTF-8 text: byte 0x(e4|ff) at offset"):
+        import_generic(table, classes, tmp_path / "m", labels_dir=tmp_path / "gt")
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+def test_never_replaces_what_it_did_not_write(tmp_path, classes, variant, monkeypatch):
+    write_label_file(tmp_path / "gt" / "a.txt", ["reach"])
+    table = write(tmp_path / "v.tsv", "video_id\tvideo\tsplit\tnum_frames\na\ta.mp4\ttest\t1\n")
+    out = hostile_output(variant, tmp_path, table, monkeypatch)
+    before = tree_snapshot(tmp_path)
+    args = ["data", "import", "generic", str(table), "--classes", str(classes), "--out", out]
+    result = runner.invoke(app, [*args, "--labels-dir", str(tmp_path / "gt"), "--fps", "25"])
+    assert result.exit_code == 1 and "refusing to replace" in result.output, result.output
+    assert tree_snapshot(tmp_path) == before

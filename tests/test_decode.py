@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import REAL_CLIP
+from conftest import HOSTILE_OUTPUTS, REAL_CLIP, REFERENCE, hostile_output, tree_snapshot
 from typer.testing import CliRunner
 
 from stages.cli import app
 from stages.common.errors import MotionsegError
+from stages.common.outputs import FEATURE_STORE
+from stages.common.stores import open_store, write_store
 from stages.decode.sampling import TimestampSampler
 from stages.decode.video import decode_video, output_size, probe_video, read_frames
 
@@ -26,6 +29,11 @@ def kept(times: list[float | None], fps: float | None, source_fps: float = 30, t
 
 
 # --- sampling rule ---------------------------------------------------------------------------
+
+
+def stored_index(store: Path) -> list[int]:
+    """The `frame_index` array: the one record of which source frames a store holds."""
+    return open_store(store, required=("frame_index",))["frame_index"][:].tolist()
 
 
 def test_sampler_divisor_and_non_divisor_rates() -> None:
@@ -66,7 +74,7 @@ def test_native_decode_returns_the_written_frames(synthetic_video, tmp_path: Pat
     out = decode_video(synthetic_video.path, tmp_path / "v.zarr")
     frames, attrs = read_frames(out)
     np.testing.assert_array_equal(frames, synthetic_video.frames)  # lossless source
-    assert attrs["frame_indices"] == list(range(30))
+    assert stored_index(tmp_path / "v.zarr") == list(range(30))
     assert attrs["timestamps"] == pytest.approx(synthetic_video.timestamps)
     assert attrs["fps"] == attrs["source_fps"] == 30
     assert attrs["num_source_frames"] == 30
@@ -77,7 +85,7 @@ def test_native_decode_returns_the_written_frames(synthetic_video, tmp_path: Pat
 def test_lower_fps_samples_by_timestamp(make_video, tmp_path: Path) -> None:
     video = make_video("v.mp4", num_frames=45, fps=30)
     frames, attrs = read_frames(decode_video(video.path, tmp_path / "v.zarr", fps=10))
-    assert attrs["frame_indices"] == list(range(0, 45, 3))
+    assert stored_index(tmp_path / "v.zarr") == list(range(0, 45, 3))
     assert attrs["fps"] == 10
     assert attrs["timestamps"] == pytest.approx(video.timestamps[::3])
     np.testing.assert_array_equal(frames, video.frames[::3])
@@ -85,7 +93,7 @@ def test_lower_fps_samples_by_timestamp(make_video, tmp_path: Path) -> None:
 
 def test_fps_above_source_keeps_every_frame_once(synthetic_video, tmp_path: Path) -> None:
     frames, attrs = read_frames(decode_video(synthetic_video.path, tmp_path / "v.zarr", fps=100))
-    assert attrs["frame_indices"] == list(range(30))
+    assert stored_index(tmp_path / "v.zarr") == list(range(30))
     assert attrs["fps"] == 30  # the rate actually stored, not the one asked for
     np.testing.assert_array_equal(frames, synthetic_video.frames)
 
@@ -94,7 +102,7 @@ def test_variable_frame_rate_video(make_video, tmp_path: Path) -> None:
     times = [0, 0.05, 0.06, 0.2, 0.21, 0.5, 0.52]
     video = make_video("vfr.mp4", num_frames=7, timestamps=times)
     frames, attrs = read_frames(decode_video(video.path, tmp_path / "v.zarr", fps=10))
-    assert attrs["frame_indices"] == [0, 3, 5]
+    assert stored_index(tmp_path / "v.zarr") == [0, 3, 5]
     np.testing.assert_array_equal(frames, video.frames[[0, 3, 5]])
 
 
@@ -119,7 +127,7 @@ def test_store_layout_opens_in_xarray(make_video, tmp_path: Path) -> None:
     assert ds["frames"].shape == (20, 48, 64, 3)
     assert ds["frame_index"].dims == ("time",)
     np.testing.assert_array_equal(ds["frame_index"].values, np.arange(0, 40, 2))
-    assert ds.attrs["frame_indices"] == list(range(0, 40, 2))
+    assert ds["frame_index"].values.tolist() == list(range(0, 40, 2))
     np.testing.assert_array_equal(ds["frames"].values, video.frames[::2])
 
 
@@ -128,7 +136,7 @@ def test_mkv_without_declared_frame_count(make_video, tmp_path: Path) -> None:
     info = probe_video(video.path)
     assert (info.num_frames, info.declared_frames) == (30, None)
     frames, attrs = read_frames(decode_video(video.path, tmp_path / "v.zarr", fps=6))
-    assert attrs["frame_indices"] == [0, 5, 10, 15, 20, 25]
+    assert stored_index(tmp_path / "v.zarr") == [0, 5, 10, 15, 20, 25]
     np.testing.assert_array_equal(frames, video.frames[::5])
 
 
@@ -247,12 +255,12 @@ def test_cli_decodes(synthetic_video, tmp_path: Path) -> None:
     assert "6 of 30 frames at 6 fps" in result.output
     frames, attrs = read_frames(out)
     assert frames.shape == (6, 24, 32, 3)
-    assert attrs["frame_indices"] == [0, 5, 10, 15, 20, 25]
+    assert stored_index(tmp_path / "v.zarr") == [0, 5, 10, 15, 20, 25]
 
 
 # --- the real clip ---------------------------------------------------------------------------
 
-needs_clip = pytest.mark.skipif(not REAL_CLIP.exists(), reason=f"{REAL_CLIP} not available")
+needs_clip = pytest.mark.reference(*REAL_CLIP.relative_to(REFERENCE).parts)
 
 
 @needs_clip
@@ -267,7 +275,101 @@ def test_real_clip_probe() -> None:
 def test_real_clip_decode(fps, count: int, step: int, tmp_path: Path) -> None:
     frames, attrs = read_frames(decode_video(REAL_CLIP, tmp_path / "v.zarr", fps=fps, size=32))
     assert frames.shape == (count, 32, 43, 3)
-    assert attrs["frame_indices"] == list(range(0, 420, step))
+    assert stored_index(tmp_path / "v.zarr") == list(range(0, 420, step))
     assert attrs["num_source_frames"] == 420
     assert attrs["fps"] == (fps or 30)
     assert frames.std() > 10  # real picture content, not a blank frame
+
+
+# --- bad options, output safety, rotation ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--fps", "inf"], "--fps must be a number"),
+        (["--fps", "nan"], "--fps must be a number"),
+        (["--fps", "1e9"], "--fps must be a number"),
+        (["--size", "100000"], "--size must be a short side of 1..8192"),
+        (["--size", "-3"], "--size must be a short side"),
+    ],
+)
+def test_out_of_range_options_are_named(
+    option: list[str], message: str, synthetic_video, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["decode", str(synthetic_video.path), "v.zarr", *option])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert "corrupt" not in result.output and not (tmp_path / "v.zarr").exists()
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+def test_never_replaces_what_it_did_not_write(
+    variant: str, synthetic_video, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = hostile_output(variant, tmp_path, synthetic_video.path, monkeypatch)
+    before = tree_snapshot(tmp_path)
+    result = runner.invoke(app, ["decode", str(synthetic_video.path), out])
+    assert result.exit_code == 1, result.output
+    assert "refusing to replace" in result.output and out in result.output
+    assert tree_snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("", "is the current folder or one above it"),  # typer reads "" as "."
+        (".", "is the current folder or one above it"),
+        ("../..", "is the current folder or one above it"),
+        ("notes.txt/v.zarr", "is a file, not a folder"),
+        ("notes.txt/deeper/v.zarr", "is a file, not a folder"),
+    ],
+)
+def test_unusable_output_paths_are_one_line(
+    out: str, message: str, synthetic_video, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    (nested / "notes.txt").write_text("keep me\n")
+    monkeypatch.chdir(nested)
+    before = tree_snapshot(tmp_path)
+    result = runner.invoke(app, ["decode", str(synthetic_video.path), out])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_replaces_its_own_store_but_not_a_feature_store(synthetic_video, tmp_path: Path) -> None:
+    out = decode_video(synthetic_video.path, tmp_path / "v.zarr", fps=10)
+    assert read_frames(decode_video(synthetic_video.path, out))[0].shape[0] == 30
+    features = tmp_path / "f.zarr"
+    write_store(features, {"features": (np.zeros((3, 2)), ("time", "channel"), (3, 2))}, {},
+                FEATURE_STORE)  # fmt: skip
+    with pytest.raises(MotionsegError, match="not a frame store this project wrote"):
+        decode_video(synthetic_video.path, features)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270, -90])
+def test_display_rotation_is_applied_and_recorded(rotation: int, make_video) -> None:
+    video = make_video("phone.mp4", num_frames=4, size=(32, 16), rotation=rotation)
+    frames, attrs = read_frames(decode_video(video.path, video.path.with_suffix(".zarr")))
+    # np.rot90 turns counter-clockwise, the display matrix's sense (FFmpeg's -display_rotation)
+    expected = np.stack([np.rot90(f, k=rotation // 90) for f in video.frames])
+    np.testing.assert_array_equal(frames, expected)
+    assert attrs["rotation"] == rotation % 360
+
+
+def test_rotation_with_resize_keeps_the_displayed_aspect(make_video) -> None:
+    video = make_video("phone.mp4", num_frames=2, size=(64, 32), rotation=90)
+    frames, _ = read_frames(decode_video(video.path, video.path.with_suffix(".zarr"), size=16))
+    assert frames.shape == (2, 32, 16, 3)  # portrait: 16 wide (short side), 32 high
+
+
+def test_racing_decodes_of_one_store_leave_one_store_and_no_temporary(
+    synthetic_video, tmp_path: Path
+) -> None:
+    out = tmp_path / "v.zarr"
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        jobs = [pool.submit(decode_video, synthetic_video.path, out) for _ in range(4)]
+        outcomes = [job.exception() for job in jobs]
+    assert all(err is None or isinstance(err, MotionsegError) for err in outcomes), outcomes
+    np.testing.assert_array_equal(read_frames(out)[0], synthetic_video.frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic.mp4", "v.zarr"]

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot
 from torch import nn
 from typer.testing import CliRunner
 
 from stages.cli import app
+from stages.common.errors import MotionsegError
+from stages.common.outputs import FRAME_STORE
 from stages.common.stores import open_store, write_store
 from stages.features import extract
 from stages.features.checkpoint import save_checkpoint
@@ -32,7 +35,8 @@ def write_frames(path: Path, num_frames: int = NUM_FRAMES, seed: int = 1) -> np.
             "frames": (frames, ("time", "height", "width", "channel"), (4, 20, 24, 3)),
             "frame_index": (index, ("time",), (64,)),
         },
-        {"source_fps": 30.0, "fps": 10.0, "frame_indices": index.tolist(), "size": 20},
+        {"source_fps": 30.0, "fps": 10.0, "size": 20},
+        FRAME_STORE,
     )
     return frames
 
@@ -125,7 +129,7 @@ def test_extract_many_stores_in_one_call(tmp_path):
         assert attrs["weights"] == "imagenet" and attrs["checkpoint"] == str(tmp_path / "best.pt")
         assert attrs["checkpoint_epoch"] == 4
         assert attrs["fps"] == 10.0 and attrs["source_fps"] == 30.0
-        assert attrs["frame_indices"] == list(range(0, 3 * num_frames, 3))
+        assert "frame_indices" not in attrs  # the frame_index array is the one record
         assert attrs["feature_dim"] == model.feature_dim and attrs["padding"] == "replicate"
         assert attrs["preprocessing"]["feature_window"] == model.preprocessing.feature_window
         assert attrs["options"]["crop"] == 16
@@ -197,3 +201,45 @@ def test_extract_bad_checkpoints(tmp_path):
     mismatch = run(tmp_path / "mismatch.pt")
     assert mismatch.exit_code == 1 and "do not fit" in mismatch.output
     assert not (tmp_path / "o").exists()
+
+
+# --- output safety and non-finite features -----------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+def test_never_replaces_what_it_did_not_write(tmp_path, variant, monkeypatch):
+    frames = tmp_path / "frames" / "v.zarr"
+    write_frames(frames)
+    write_checkpoint(tmp_path / "best.pt", "resnet")
+    out = hostile_output(variant, tmp_path, frames, monkeypatch)
+    before = tree_snapshot(tmp_path)
+    with pytest.raises(MotionsegError, match="refusing to replace"):
+        extract_features(tmp_path / "best.pt", frames, out, echo=lambda _: None)
+    assert tree_snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("out_dir", ["frames", "."])
+def test_cli_out_dir_holding_the_input_store_is_refused(tmp_path, out_dir, monkeypatch):
+    write_frames(tmp_path / "frames" / "v.zarr")
+    write_checkpoint(tmp_path / "best.pt", "resnet")
+    monkeypatch.chdir(tmp_path / "frames" if out_dir == "." else tmp_path)
+    before = tree_snapshot(tmp_path)
+    result = extract_cli(tmp_path / "best.pt", [tmp_path / "frames" / "v.zarr"], Path(out_dir))
+    assert result.exit_code == 1 and "is an input of this command" in result.output
+    assert tree_snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_features_are_refused_before_the_store_is_written(tmp_path, bad):
+    frames = tmp_path / "v.zarr"
+    write_frames(frames)
+    model = write_checkpoint(tmp_path / "best.pt", "resnet")
+    checkpoint = torch.load(tmp_path / "best.pt", weights_only=False)
+    name = next(k for k, v in model.state_dict().items() if v.dtype.is_floating_point)
+    checkpoint["state_dict"][name].fill_(bad)  # a diverged fine-tuning run
+    save_checkpoint(checkpoint, tmp_path / "best.pt")
+    with pytest.raises(
+        MotionsegError, match=r"v.zarr: .*non-finite features from frame 0 \(row 0\)"
+    ):
+        extract_features(tmp_path / "best.pt", frames, tmp_path / "f.zarr", echo=lambda _: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "v.zarr"]

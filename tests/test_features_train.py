@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from stages.cli import app
 from stages.common.errors import MotionsegError
 from stages.common.manifest import load_manifest
+from stages.common.outputs import FRAME_STORE
 from stages.common.stores import write_store
 from stages.features.base import Preprocessing
 from stages.features.checkpoint import load_checkpoint
@@ -59,11 +60,11 @@ def write_frame_store(path: Path, num_native: int, seed: int, size: int = 24) ->
             "source_path": f"{path.stem}.mp4",
             "source_fps": 30.0,
             "fps": 15.0,
-            "frame_indices": index.tolist(),
             "timestamps": (index / 30.0).tolist(),
             "size": size,
             "num_source_frames": num_native,
         },
+        FRAME_STORE,
     )
     return frames
 

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from conftest import write_manifest
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot, write_manifest
 from typer.testing import CliRunner
 
 from stages.cli import app
 from stages.common.manifest import load_manifest
+from stages.common.outputs import FEATURE_STORE
 from stages.common.stores import write_store
-from stages.heads.data import nearest_rows
+from stages.heads.data import feature_sample_rate, nearest_rows
 from stages.heads.predict import load_model
 from stages.heads.registry import HEADS, list_heads
 from stages.heads.train import TrainSettings, train_run
@@ -64,7 +65,8 @@ def _write_features(path: Path, features: np.ndarray, frames: np.ndarray) -> Non
             "features": (features, ("time", "channel"), (64, features.shape[1])),
             "frame_index": (frames.astype(np.int64), ("time",), (64,)),
         },
-        {"frame_indices": frames.tolist(), "feature_dim": features.shape[1]},
+        {"feature_dim": features.shape[1]},
+        FEATURE_STORE,
     )
 
 
@@ -171,6 +173,34 @@ def test_sample_rate_subsamples_features_but_native_files_cover_every_frame(data
     assert len(_read(out / "native" / "pred" / "v0.txt")) == NATIVE_FRAMES
 
 
+def _with_feature_fps(dataset: dict[str, Path], feature_fps: float, store_fps: float) -> None:
+    """The manifest states the heads' rate; every store records its own (15 fps here)."""
+    meta = dataset["manifest"] / "dataset.yaml"
+    meta.write_text(meta.read_text() + f"settings: {{feature_fps: {feature_fps}}}\n")
+    for store in dataset["features"].glob("*.zarr"):
+        zarr.open_group(store, mode="r+").attrs["fps"] = store_fps
+
+
+def test_the_manifests_feature_fps_sets_the_heads_step(dataset):
+    _with_feature_fps(dataset, 5, 15.0)
+    manifest = load_manifest(dataset["manifest"], dataset["root"])
+    assert feature_sample_rate(dataset["features"], manifest, "v0") == 3
+    out = dataset["tmp"] / "run"
+    result = runner.invoke(app, _train_args(dataset, "st-cnn", out, {**FAST, "epochs": 2}))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["train"]["sample_rate"] == 3
+    assert len(_read(out / "pred" / "v0.txt")) == 10  # 30 features at 15 fps -> 10 at 5 fps
+    assert len(_read(out / "native" / "pred" / "v0.txt")) == NATIVE_FRAMES
+
+
+def test_a_feature_fps_no_integer_step_reaches_is_an_error(dataset):
+    _with_feature_fps(dataset, 4, 15.0)
+    out = dataset["tmp"] / "run"
+    result = runner.invoke(app, _train_args(dataset, "st-cnn", out, FAST))
+    assert result.exit_code == 1
+    assert "features at 15 fps cannot be sampled to the manifest's feature_fps 4" in result.output
+
+
 @pytest.mark.parametrize("frames", [NATIVE_FRAMES + 10, NATIVE_FRAMES // 2])
 def test_features_and_labels_of_different_lengths_are_an_error(dataset, frames):
     indices = np.arange(0, frames, STEP)
@@ -236,3 +266,102 @@ def test_reference_training_defaults(head, optimizer, lr, epochs, batch):
         optimizer, lr, epochs, batch,
     )  # fmt: skip
     assert TrainSettings.resolve(head, {"epochs": 3}).epochs == 3
+
+
+# --- output safety, non-finite values, option ranges -------------------------------------------
+
+
+def _predict_args(ds: dict[str, Path], model: Path, out: str) -> list[str]:
+    return ["heads", "predict", str(model), "--features", str(ds["features"]),
+            "--manifest", str(ds["manifest"]), "--root", str(ds["root"]),
+            "--videos", "v0", "--out", out]  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_never_replaces_what_it_did_not_write(dataset, command, variant, monkeypatch):
+    tmp = dataset["tmp"]
+    out = hostile_output(variant, tmp, dataset["features"], monkeypatch)
+    before = tree_snapshot(tmp)
+    args = (
+        _train_args(dataset, "st-cnn", Path(out), FAST)
+        if command == "train"
+        else _predict_args(dataset, tmp / "run" / "model.pt", out)
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "refusing to replace" in result.output, result.output
+    assert tree_snapshot(tmp) == before
+
+
+def test_rerun_replaces_its_own_run_and_predictions(dataset):
+    run, again = dataset["tmp"] / "run", dataset["tmp"] / "again"
+    for _ in range(2):
+        assert runner.invoke(app, _train_args(dataset, "st-cnn", run, {"epochs": 1})).exit_code == 0
+        result = runner.invoke(app, _predict_args(dataset, run / "model.pt", str(again)))
+        assert result.exit_code == 0, result.output
+    marker = json.loads((again / "predictions.json").read_text())
+    assert marker["videos"] == ["v0"] and "motionseg_version" in marker
+    assert not [p for p in dataset["tmp"].iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    other = dataset["tmp"] / "other"
+    assert runner.invoke(app, _train_args(dataset, "st-cnn", other, {"epochs": 1})).exit_code == 0
+    result = runner.invoke(app, _predict_args(dataset, run / "model.pt", str(other)))
+    assert result.exit_code == 1 and "not a prediction folder" in result.output  # a run folder
+
+
+@pytest.mark.parametrize(("row", "value"), [(0, np.nan), (7, np.inf), (29, -np.inf)])
+def test_non_finite_features_are_refused_naming_store_and_frame(dataset, row, value):
+    frames = np.arange(0, NATIVE_FRAMES, STEP)
+    features = np.zeros((frames.size, DIM), np.float32)
+    features[row, 1] = value
+    _write_features(dataset["features"] / "v2.zarr", features, frames)
+    out = dataset["tmp"] / "run"
+    result = runner.invoke(app, _train_args(dataset, "st-cnn", out, FAST))
+    assert result.exit_code == 1
+    assert "v2.zarr" in result.output and f"row {row} (frame {frames[row]})" in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("head", "train"), [("st-cnn", {"lr": 1e30}), ("ed-tcn", {"lr": 1e30})])
+def test_a_non_finite_training_loss_stops_the_run_without_a_run_folder(dataset, head, train):
+    for video in VIDEOS:  # finite but huge: the logits overflow to inf
+        frames = np.arange(0, NATIVE_FRAMES, STEP)
+        _write_features(dataset["features"] / f"{video}.zarr",
+                        np.full((frames.size, DIM), 3e38, np.float32), frames)  # fmt: skip
+    out = dataset["tmp"] / "run"
+    result = runner.invoke(app, _train_args(dataset, head, out, {**FAST, **train}))
+    assert result.exit_code == 1 and "training loss became" in result.output, result.output
+    assert "No run folder written" in result.output and not out.exists()
+    assert not list(dataset["tmp"].glob(".run.tmp-*"))
+
+
+@pytest.mark.parametrize(
+    ("head", "options", "message"),
+    [
+        ("ed-tcn", {"filter_length": -5}, "filter_length must be a positive integer, got -5"),
+        ("st-cnn", {"filter_length": 0}, "filter_length must be a positive integer, got 0"),
+        ("ed-tcn", {"filters": [16, -1]}, "filters entries must be positive integers"),
+        ("kmeans-mlp", {"clusters": 0}, "clusters must be a positive integer, got 0"),
+        ("kmeans-mlp", {"clusters": 2.5}, "option 'clusters' must be int"),
+        ("ms-tcn", {"dropout": 1.0}, "dropout must be in [0, 1)"),
+        ("ms-tcn", {"tau": 0}, "tau must be > 0"),
+        ("dilated-tcn", {"layers": True}, "option 'layers' must be int"),
+        ("kmeans-mlp", {"temperature": float("nan")}, "temperature must be a finite number"),
+    ],
+)
+def test_out_of_range_head_options_are_one_line(dataset, head, options, message):
+    args = _train_args(dataset, head, dataset["tmp"] / "run", FAST)
+    args[args.index("--options") + 1] = json.dumps(options)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert f"head {head!r}" in result.output and "Traceback" not in result.output
+
+
+def test_a_saved_head_whose_shapes_do_not_match_is_named(dataset):
+    run = dataset["tmp"] / "run"
+    assert runner.invoke(app, _train_args(dataset, "st-cnn", run, {"epochs": 1})).exit_code == 0
+    saved = torch.load(run / "model.pt", weights_only=False)
+    saved["in_features"] += 1  # the weights were trained on DIM inputs
+    torch.save(saved, run / "model.pt")
+    result = runner.invoke(app, _predict_args(dataset, run / "model.pt", str(run.parent / "p")))
+    assert result.exit_code == 1 and "weights do not fit a 'st-cnn' head" in result.output
+    assert "size mismatch" in result.output and not (run.parent / "p").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REFERENCE
 
 from stages.evaluate.metrics import (
     Counts,
@@ -18,7 +19,7 @@ from stages.evaluate.metrics import (
     score_video,
 )
 
-TCN_PREDICTIONS = Path("/work/shared/reference/tcn_predictions")
+TCN_PREDICTIONS = REFERENCE / "tcn_predictions"
 
 
 def frames(*runs: tuple[str, int]) -> np.ndarray:
@@ -237,7 +238,7 @@ def _truncate(x: float) -> float:
     return math.floor(x * 10) / 10
 
 
-needs_tcn = pytest.mark.skipif(not TCN_PREDICTIONS.is_dir(), reason="TCN predictions absent")
+needs_tcn = pytest.mark.reference("tcn_predictions")
 
 
 def _split_scores(folder: Path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import HOSTILE_OUTPUTS, hostile_output, tree_snapshot
 from typer.testing import CliRunner
 
 from stages.cli import app
@@ -83,7 +84,8 @@ def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path)
     result = runner.invoke(app, ["report", str(tree), str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "confusion", "index.html", "metrics.csv", "plots", "table.csv", "table.md",
+        "confusion", "index.html", "metrics.csv", "plots", "report.json", "table.csv",
+        "table.md",
     ]  # fmt: skip
     assert not list(tmp_path.glob(".report*")), "temporary folder left behind"
 
@@ -178,7 +180,25 @@ def test_refuses_to_replace_a_folder_that_is_not_a_report(tree: Path, tmp_path: 
     assert (out / "notes.txt").read_text() == "keep me"
     result = runner.invoke(app, ["report", str(tree), str(tree.parent)])
     assert result.exit_code == 1
-    assert "replace the predictions" in result.output
+    assert "holds an input" in result.output
+
+
+@pytest.mark.parametrize("variant", HOSTILE_OUTPUTS)
+def test_never_replaces_what_it_did_not_write(tree: Path, tmp_path: Path, variant, monkeypatch):
+    out = hostile_output(variant, tmp_path, tree, monkeypatch)
+    before = tree_snapshot(tmp_path)
+    result = runner.invoke(app, ["report", str(tree), out])
+    assert result.exit_code == 1 and "refusing to replace" in result.output, result.output
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_a_folder_of_metrics_without_the_marker_is_not_a_report(tree: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert runner.invoke(app, ["report", str(tree), str(out)]).exit_code == 0
+    assert json.loads((out / "report.json").read_text())["runs"] > 0
+    (out / "report.json").unlink()  # metrics.csv alone no longer proves anything
+    result = runner.invoke(app, ["report", str(tree), str(out)])
+    assert result.exit_code == 1 and "not a report folder this project wrote" in result.output
 
 
 def test_runs_covering_different_splits_are_an_error(tree: Path, tmp_path: Path):
@@ -249,6 +269,33 @@ def test_report_only_given_runs(tree: Path, tmp_path: Path):
     )
     assert missing.exit_code == 1
     assert "nope" in missing.output
+
+
+def test_splits_with_any_name_are_reported(tree: Path, tmp_path: Path):
+    """A generic import passes split names through: `splitA`, `split10` are splits too."""
+    for head_dir in tree.glob("*/*"):
+        (head_dir / "split1").rename(head_dir / "splitA")
+        (head_dir / "split2").rename(head_dir / "split10")
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", str(tree), str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_csv(out / "metrics.csv", dtype={"split": str})
+    assert sorted(metrics["split"].unique()) == ["10", "A"]
+    per_video = metrics[metrics["convention"] == "per-video"]
+    for row in per_video.itertuples():
+        run_dir = tree / row.backbone / row.head / f"split{row.split}" / f"run{row.run}"
+        assert row.acc == pytest.approx(_acc(run_dir))
+    assert (pd.read_csv(out / "table.csv")["splits"] == 2).all()
+
+
+def test_report_says_which_span_was_scored(tree: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert runner.invoke(app, ["report", str(tree), str(out), "--span", "annotated"]).exit_code == 0
+    assert "from its first to its last annotated" in (out / "table.md").read_text()
+    assert "from its first to its last annotated" in (out / "index.html").read_text()
+    whole = tmp_path / "whole"
+    assert runner.invoke(app, ["report", str(tree), str(whole)]).exit_code == 0
+    assert "Every frame of each video is scored." in (whole / "table.md").read_text()
 
 
 def _class_acc(run_dir: Path, name: str) -> float:

@@ -66,6 +66,57 @@ def test_demo_dry_run_plans_every_stage(tmp_path: Path) -> None:
     assert jobs["report"] == 1
 
 
+def test_every_rule_a_profile_names_exists(tmp_path: Path) -> None:
+    proc = snakemake("--list-rules", "--directory", str(tmp_path), "-s", str(REPO / "Snakefile"))
+    rules = set(proc.stdout.split())
+    assert {"decode", "train_backbone", "extract_features_demo", "report"} <= rules
+    for profile in (REPO / "pipeline/profiles").glob("*/config.yaml"):
+        settings = yaml.safe_load(profile.read_text())
+        named = {*settings.get("set-threads", {}), *settings.get("set-resources", {})}
+        assert named <= rules, f"{profile} names unknown rules {sorted(named - rules)}"
+
+
+def test_rules_declare_their_resources(tmp_path: Path) -> None:
+    """Resources live in the rules (profiles only override): a dry run without any profile
+    shows the GPU on backbone training and extraction, and memory and runtime on every job."""
+    cfg = yaml.safe_load((REPO / "pipeline/config/demo.yaml").read_text())
+    cfg.update(dataset="gpudemo", gpu=True)
+    config_file = tmp_path / "gpudemo.yaml"
+    config_file.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(
+        "--config",
+        f"dataset_configs=[{config_file}]",
+        "-n",
+        "--workflow-profile",
+        "none",
+        "--directory",
+        str(tmp_path),
+        "-s",
+        str(REPO / "Snakefile"),
+        "results/gpudemo",
+    )
+    resources = job_resources(proc.stdout)
+    for rule in ("train_backbone", "extract_features_gpudemo"):
+        assert resources[rule]["gpu"] == "1"
+    for rule in ("decode", "train_head", "report"):
+        assert resources[rule].get("gpu", "0") == "0"
+    for rule in ("decode", "train_backbone", "extract_features_gpudemo", "train_head", "report"):
+        assert int(resources[rule]["mem_mb"]) >= 4000 and int(resources[rule]["runtime"]) >= 30
+
+
+def job_resources(output: str) -> dict[str, dict[str, str]]:
+    """Rule -> resources of its last job, from a dry run's job listing."""
+    found: dict[str, dict[str, str]] = {}
+    rule = None
+    for line in output.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):", line):
+            rule = m.group(1)
+        elif rule and line.strip().startswith("resources:"):
+            items = line.split(":", 1)[1].split(", ")
+            found[rule] = dict(item.strip().split("=", 1) for item in items if "=" in item)
+    return found
+
+
 def test_bad_dataset_config_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "broken.yaml"
     bad.write_text("dataset: broken\nmanifest: x\n")
@@ -86,12 +137,21 @@ def test_bad_dataset_config_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_end_to_end_on_tiny_config(tmp_path: Path) -> None:
-    """The whole chain on a tiny config; a second run does nothing; a deleted feature store,
-    named next to the target (Snakemake >= 7.7 does not rebuild deleted intermediates of
-    up-to-date results on its own), re-runs only what depends on it."""
+    """The whole chain on a tiny config whose splits have non-numeric names (`A`, `B`: the
+    demo's splits renamed); a second run does nothing; a deleted feature store, named next to
+    the target (Snakemake >= 7.7 does not rebuild deleted intermediates of up-to-date results
+    on its own), re-runs only what depends on it."""
     cfg = yaml.safe_load((REPO / "pipeline/config/demo.yaml").read_text())
+    manifest = tmp_path / "manifest"
+    shutil.copytree(REPO / cfg["manifest"], manifest)
+    splits = (manifest / "splits.tsv").read_text().splitlines()
+    renamed = [splits[0]] + [
+        f"{'ABCD'[int(s) - 1]}\t{v}" for s, v in (r.split() for r in splits[1:])
+    ]
+    (manifest / "splits.tsv").write_text("\n".join(renamed) + "\n")
     cfg["dataset"] = "tiny"
-    cfg["splits"] = ["1"]
+    cfg["manifest"] = str(manifest)
+    cfg["splits"] = ["A"]
     cfg["backbones"] = {"resnet": cfg["backbones"]["resnet"], "lcdc": cfg["backbones"]["lcdc"]}
     for entry in cfg["backbones"].values():
         entry["train"] = {**entry["train"], "epochs": 1, "max_snippets_per_epoch": 16}
@@ -127,13 +187,14 @@ def test_demo_end_to_end_on_tiny_config(tmp_path: Path) -> None:
         "f1@50",
     ]
     assert set(metrics["backbone"]) == {"resnet", "lcdc"}
+    assert set(metrics["split"]) == {"A"}
     assert metrics[["acc", "edit", "f1@10"]].apply(lambda c: c.between(0, 100)).all().all()
     assert "±" in (out / "table.md").read_text()
 
     again = snakemake(*common, "-n", "results/tiny")
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    store = next((tmp_path / "results/features/tiny/lcdc/split1").glob("*.zarr"))
+    store = next((tmp_path / "results/features/tiny/lcdc/splitA").glob("*.zarr"))
     shutil.rmtree(store)
     target = str(store.relative_to(tmp_path))
     redo = planned_jobs(snakemake(*common, "-n", "results/tiny", target).stdout)

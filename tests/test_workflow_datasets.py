@@ -10,13 +10,11 @@ import av
 import numpy as np
 import pytest
 import yaml
-from test_workflow import REPO, planned_jobs, snakemake
+from conftest import REFERENCE
+from test_workflow import REPO, job_resources, planned_jobs, snakemake
 
-REFERENCE = REPO.parent / "shared" / "reference" / "50salads"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not REFERENCE.is_dir(), reason="50 Salads reference files absent"),
-]
+SALADS = REFERENCE / "50salads"
+pytestmark = [pytest.mark.slow, pytest.mark.reference("50salads")]
 
 
 def write_still_video(path: Path, num_frames: int, fps: int = 30) -> None:
@@ -37,8 +35,8 @@ def write_still_video(path: Path, num_frames: int, fps: int = 30) -> None:
 def fake_download(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """rgb/, timestamps/ and activityAnnotations/ as in the dataset download."""
     root = tmp_path_factory.mktemp("50salads_download")
-    shutil.copytree(REFERENCE / "timestamps", root / "timestamps")
-    shutil.copytree(REFERENCE / "annotations", root / "activityAnnotations")
+    shutil.copytree(SALADS / "timestamps", root / "timestamps")
+    shutil.copytree(SALADS / "annotations", root / "activityAnnotations")
     (root / "rgb").mkdir()
     ids = [
         line.split("\t")[0]
@@ -100,6 +98,11 @@ def test_dry_run_with_the_slurm_profile(workdir: Path, fake_download: Path) -> N
         "results/50salads",
     )
     assert planned_jobs(proc.stdout)["train_backbone"] == 15
+    resources = job_resources(proc.stdout)
+    for rule in ("train_backbone", "extract_features_50salads"):
+        assert resources[rule]["gpu"] == "1"
+        assert resources[rule]["slurm_partition"] == "gpu"
+    assert resources["decode"]["slurm_partition"] == "cpu"
 
 
 def test_missing_download_is_one_clear_message(tmp_path: Path) -> None:

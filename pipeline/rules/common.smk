@@ -1,25 +1,23 @@
 # Shared helpers: load and validate every dataset config, resolve manifests, and build the
-# paths and CLI arguments the rules use. Imports only stages.common (no torch), so DAG
-# building stays fast.
+# CLI arguments the rules use; every results path comes from stages.common.results_paths.
+# Imports only stages.common (no torch), so DAG building stays fast. The Snakefile checks that
+# `stages` is this checkout's code before including this file.
 
 import json
-import os
 import re
-import sys
 from functools import cache
 from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
 
+from stages.common import results_paths as paths
 from stages.common.errors import MotionsegError
 from stages.common.manifest import load_manifest
 
-# Rules call `motionseg`: find it next to the Python running Snakemake, so `.venv/bin/snakemake`
-# works without activating the environment.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-
 CONFIG_DIR = Path(workflow.basedir) / "pipeline" / "config"
+# The software of every rule; relative to pipeline/rules/, as conda paths are.
+CONDA_ENV = "../envs/motionseg.yaml"
 SCHEMA = str(Path(workflow.basedir) / "pipeline" / "schemas" / "dataset.schema.yaml")
 validate(config, str(Path(workflow.basedir) / "pipeline" / "schemas" / "workflow.schema.yaml"))
 
@@ -49,15 +47,6 @@ def _load_dataset_configs() -> dict:
 
 DATASETS = _load_dataset_configs()
 DEFAULT_TARGETS = config.get("default_targets", [])
-
-
-wildcard_constraints:
-    dataset="|".join(re.escape(d) for d in DATASETS) or "(?!)",
-    backbone=r"[^/]+",
-    head=r"[^/]+",
-    split=r"[^/]+",
-    run=r"\d+",
-    video=r"[^/]+",
 
 
 def cfg(dataset: str) -> dict:
@@ -137,24 +126,22 @@ def dataset_args(dataset: str) -> str:
     return f"--manifest {m.directory} --root {m.root} --granularity {m.granularity}"
 
 
-def frame_store(dataset: str, video: str) -> str:
-    return f"results/frames/{dataset}/{video}.zarr"
-
-
-def feature_dir(dataset: str, backbone: str, split: str) -> str:
-    return f"results/features/{dataset}/{backbone}/split{split}"
-
-
-def run_dir(dataset: str, backbone: str, head: str, split: str, run: int) -> str:
-    return f"results/predictions/{dataset}/{backbone}/{head}/split{split}/run{run}"
-
-
 def all_runs(dataset: str) -> list[str]:
     c = cfg(dataset)
     return [
-        run_dir(dataset, b, h, s, r)
+        paths.run_dir(dataset, b, h, s, r)
         for b in c["backbones"]
         for h in c["heads"]
         for s in splits(dataset)
         for r in runs(dataset)
     ]
+
+
+def prepare_command(wildcards, output) -> str:
+    """`motionseg data synth` (demo) or `motionseg data import` for rule prepare_dataset."""
+    c = cfg(wildcards.dataset)
+    if "synthesize" in c:  # unset keys take the command's defaults
+        return f"motionseg data synth {output[0]} {cli_flags(c['synthesize'])}"
+    imp = c["import"]
+    flags = cli_flags(imp.get("options", {}))
+    return f"motionseg data import {imp['format']} {c['root']} --out {output[0]} {flags}"

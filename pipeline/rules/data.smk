@@ -2,15 +2,6 @@
 # download (labels converted to per-frame files). Then check it before any heavy work.
 
 
-def prepare_command(wildcards, output) -> str:
-    c = cfg(wildcards.dataset)
-    if "synthesize" in c:  # unset keys take the command's defaults
-        return f"motionseg data synth {output[0]} {cli_flags(c['synthesize'])}"
-    imp = c["import"]
-    flags = cli_flags(imp.get("options", {}))
-    return f"motionseg data import {imp['format']} {c['root']} --out {output[0]} {flags}"
-
-
 rule prepare_dataset:
     output:
         directory("data/{dataset}"),
@@ -18,6 +9,8 @@ rule prepare_dataset:
         command=prepare_command,
     log:
         "logs/{dataset}/prepare.log",
+    conda:
+        CONDA_ENV
     shell:
         "{params.command} &> {log}"
 
@@ -31,5 +24,7 @@ rule check_dataset:
         dataset=lambda w: dataset_args(w.dataset),
     log:
         "logs/{dataset}/check.log",
+    conda:
+        CONDA_ENV
     shell:
         "motionseg data check {params.dataset} &> {log}"

@@ -1,38 +1,45 @@
 # Fine-tune one backbone per split on that split's training videos, then extract one feature
-# per sampled frame for every video with that split's model.
+# per sampled frame for every video with that split's model. Both hold a GPU (`gpu` resource,
+# which the SLURM executor turns into a GPU request) unless the dataset config says `gpu: false`.
 
 
 rule train_backbone:
     input:
-        lambda w: [frame_store(w.dataset, v) for v in manifest(w.dataset).train_ids(w.split)],
+        lambda w: [paths.frame_store(w.dataset, v) for v in manifest(w.dataset).train_ids(w.split)],
     output:
-        "results/models/{dataset}/{backbone}/split{split}/best.pt",
+        paths.checkpoint("{dataset}", "{backbone}", "{split}"),
     params:
         dataset=lambda w: dataset_args(w.dataset),
         name=lambda w: model_cfg(w.dataset, "backbones", w.backbone)["name"],
         options=lambda w: as_json(model_cfg(w.dataset, "backbones", w.backbone).get("options")),
         train=lambda w: as_json(model_cfg(w.dataset, "backbones", w.backbone).get("train")),
         seed=lambda w: cfg(w.dataset).get("seed", 0),
-        outdir=lambda w, output: str(Path(output[0]).parent),
+        frames=lambda w: paths.frames_dir(w.dataset),
+        outdir=lambda w: paths.model_dir(w.dataset, w.backbone, w.split),
     threads: lambda w: torch_threads(w.dataset)
     resources:
         gpu=lambda w: gpus(w.dataset),
+        mem_mb=32000,
+        runtime=1440,
     log:
         "logs/{dataset}/train_backbone/{backbone}/split{split}.log",
     benchmark:
         "results/benchmarks/{dataset}/train_backbone/{backbone}/split{split}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} motionseg features train {params.dataset} "
         "--split {wildcards.split} "
-        "--backbone {params.name} --frames results/frames/{wildcards.dataset} "
+        "--backbone {params.name} --frames {params.frames} "
         "--out {params.outdir} --options '{params.options}' --train '{params.train}' "
         "--seed {params.seed} &> {log}"
 
 
 # One extraction job per (backbone, split) writes the stores of all videos: the model is
 # loaded once, which matters when there are many short videos. Its outputs are the per-video
-# stores, so the rule is generated per dataset (outputs must be static patterns); deleting one
-# store re-runs that job, the heads of that backbone/split and the report, nothing else.
+# stores, so the rule is generated per dataset (outputs must be static patterns) and named
+# extract_features_<dataset>; deleting one store re-runs that job, the heads of that
+# backbone/split and the report, nothing else.
 for _dataset in DATASETS:
     _videos = manifest(_dataset).video_ids
 
@@ -40,22 +47,26 @@ for _dataset in DATASETS:
         name:
             f"extract_features_{_dataset}"
         input:
-            checkpoint=f"results/models/{_dataset}/{{backbone}}/split{{split}}/best.pt",
-            frames=[frame_store(_dataset, v) for v in _videos],
+            checkpoint=paths.checkpoint(_dataset, "{backbone}", "{split}"),
+            frames=[paths.frame_store(_dataset, v) for v in _videos],
         output:
             [
-                directory(f"{feature_dir(_dataset, '{backbone}', '{split}')}/{v}.zarr")
+                directory(paths.feature_store(_dataset, "{backbone}", "{split}", v))
                 for v in _videos
             ],
         params:
-            outdir=lambda w, output: str(Path(output[0]).parent),
+            outdir=lambda w, _d=_dataset: paths.feature_dir(_d, w.backbone, w.split),
         threads: lambda w, _d=_dataset: torch_threads(_d)
         resources:
             gpu=lambda w, _d=_dataset: gpus(_d),
+            mem_mb=16000,
+            runtime=60,
         log:
             f"logs/{_dataset}/extract/{{backbone}}/split{{split}}.log",
         benchmark:
             f"results/benchmarks/{_dataset}/extract/{{backbone}}/split{{split}}.tsv"
+        conda:
+            CONDA_ENV
         shell:
             "OMP_NUM_THREADS={threads} motionseg features extract {input.checkpoint} "
             "{input.frames} --out-dir {params.outdir} &> {log}"

@@ -5,23 +5,28 @@
 rule train_head:
     input:
         lambda w: [
-            f"{feature_dir(w.dataset, w.backbone, w.split)}/{v}.zarr"
+            paths.feature_store(w.dataset, w.backbone, w.split, v)
             for v in manifest(w.dataset).video_ids
         ],
     output:
-        directory("results/predictions/{dataset}/{backbone}/{head}/split{split}/run{run}"),
+        directory(paths.run_dir("{dataset}", "{backbone}", "{head}", "{split}", "{run}")),
     params:
         dataset=lambda w: dataset_args(w.dataset),
-        features=lambda w: feature_dir(w.dataset, w.backbone, w.split),
+        features=lambda w: paths.feature_dir(w.dataset, w.backbone, w.split),
         name=lambda w: model_cfg(w.dataset, "heads", w.head)["name"],
         options=lambda w: as_json(model_cfg(w.dataset, "heads", w.head).get("options")),
         train=lambda w: as_json(model_cfg(w.dataset, "heads", w.head).get("train")),
         seed=lambda w: cfg(w.dataset).get("seed", 0),
     threads: lambda w: torch_threads(w.dataset)
+    resources:
+        mem_mb=16000,
+        runtime=120,
     log:
         "logs/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.log",
     benchmark:
         "results/benchmarks/{dataset}/train_head/{backbone}/{head}/split{split}/run{run}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} motionseg heads train {params.dataset} --split {wildcards.split} "
         "--features {params.features} --head {params.name} --run {wildcards.run} "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.atomic import write_text
+from stages.common.atomic import OutputKind, write_text
 from stages.common.errors import input_error
 
 
@@ -55,7 +55,7 @@ class ClassList:
         if not path.is_file():
             raise input_error(path, "class list not found")
         names: list[str] = []
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        for lineno, line in enumerate(read_text(path).splitlines(), 1):
             parts = line.split()
             if not parts:
                 continue
@@ -76,8 +76,23 @@ class ClassList:
             raise input_error(path, f"background class(es) {missing} not in the class list")
         return classes
 
-    def write(self, path: str | Path) -> None:
-        write_text(path, "".join(f"{i} {n}\n" for i, n in enumerate(self.names)))
+    def write(self, path: str | Path, kind: OutputKind) -> None:
+        """Write `index name` lines; `path` may replace only an output of `kind`."""
+        write_text(path, "".join(f"{i} {n}\n" for i, n in enumerate(self.names)), kind)
+
+
+def read_text(path: Path) -> str:
+    """A text file as UTF-8, without a byte-order mark (editors on Windows add one), and with
+    `\r\n` read as `\n`; another encoding is an error naming the first offending byte."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        byte = data[err.start]
+        raise input_error(
+            path, f"not UTF-8 text: byte 0x{byte:02x} at offset {err.start}; save it as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n")
 
 
 def read_label_file(path: str | Path, classes: ClassList | None = None) -> np.ndarray:
@@ -103,7 +118,7 @@ def read_label_file(path: str | Path, classes: ClassList | None = None) -> np.nd
         if arr.size and (arr.min() < 0 or arr.max() >= len(classes)):
             raise input_error(path, f"label index outside 0..{len(classes) - 1}")
         return classes.decode(arr)
-    lines = path.read_text().rstrip("\n").split("\n")
+    lines = read_text(path).rstrip("\n").split("\n")
     if lines == [""]:
         raise input_error(path, "label file is empty")
     for lineno, line in enumerate(lines, 1):
@@ -117,7 +132,9 @@ def read_label_file(path: str | Path, classes: ClassList | None = None) -> np.nd
 
 def write_label_file(path: str | Path, labels: Sequence[str]) -> None:
     """Write one label per line, atomically (a killed job leaves no half-written file)."""
-    write_text(path, "".join(f"{label}\n" for label in labels))
+    from stages.common.outputs import LABEL_FILE
+
+    write_text(path, "".join(f"{label}\n" for label in labels), LABEL_FILE)
 
 
 @dataclass(frozen=True)

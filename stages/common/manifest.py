@@ -25,6 +25,7 @@ Training videos of a split are all manifest videos that are not its test videos.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,9 +127,13 @@ def read_tsv(path: Path, required: list[str]) -> pd.DataFrame:
     if not path.is_file():
         raise input_error(path, "file not found")
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+        df = pd.read_csv(
+            path, sep="\t", dtype=str, keep_default_na=False, comment="#", encoding="utf-8-sig"
+        )
+    except pd.errors.EmptyDataError:
+        raise input_error(path, f"empty table: expected a header with {required}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise input_error(path, f"not a readable TSV ({err})") from None
+        raise input_error(path, f"not a readable UTF-8 TSV ({err})") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise input_error(path, f"missing column(s) {missing}; has {list(df.columns)}")
@@ -149,6 +154,37 @@ def read_dataset_yaml(directory: Path) -> dict[str, Any]:
         if key not in meta:
             raise input_error(path, f"missing key {key!r}")
     return meta
+
+
+OUTSIDE_ROOT_KEY = "allow_paths_outside_root"
+"""dataset.yaml key: `true` lets video paths and label templates climb out of the data root."""
+
+
+def escapes_root(relative: str | Path) -> bool:
+    """A relative path that climbs above its root (`../x`, `a/../../x`); absolute paths are the
+    user's explicit choice and do not count."""
+    relative = Path(relative)
+    return not relative.is_absolute() and os.path.normpath(relative).split(os.sep)[0] == ".."
+
+
+def _check_inside_root(
+    videos_path: Path, yaml_path: Path, videos: Mapping[str, VideoEntry], label_template: str
+) -> None:
+    """Paths of the manifest stay in the data root unless dataset.yaml allows otherwise."""
+    hint = f"set `{OUTSIDE_ROOT_KEY}: true` in {yaml_path} if that is intended"
+    for entry in videos.values():
+        if escapes_root(entry.path):
+            raise input_error(
+                videos_path,
+                f"video {entry.video_id!r}: {entry.path} leaves the data root; {hint}",
+            )
+        label = label_template.format(video_id=entry.video_id)
+        if escapes_root(label):
+            raise input_error(
+                yaml_path,
+                f"label template {label_template!r} puts video {entry.video_id!r}'s labels at "
+                f"{label}, outside the data root; {hint}",
+            )
 
 
 def load_manifest(
@@ -203,6 +239,8 @@ def load_manifest(
         )
 
     root = Path(root) if root is not None else Path(meta.get("default_root", "."))
+    if meta.get(OUTSIDE_ROOT_KEY) is not True:
+        _check_inside_root(directory / meta["videos"], yaml_path, videos, str(gran["labels"]))
     return Manifest(
         name=str(meta["name"]),
         directory=directory,

@@ -65,6 +65,8 @@ def _checked(owner: str, name: str, value: Any, annotation: Any) -> Any:
         raise MotionsegError(
             f"{owner}: option {name!r} must be {_describe(annotation)}, got {value!r}"
         )
+    if annotation is float:
+        return float(value)  # JSON writes 4.0 as 4: a float option stays a float
     return tuple(value) if isinstance(value, list) and _wants_tuple(annotation) else value
 
 

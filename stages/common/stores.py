@@ -16,7 +16,7 @@ import numpy as np
 import zarr
 
 from stages import __version__
-from stages.common.atomic import atomic_path
+from stages.common.atomic import OutputKind, atomic_path
 from stages.common.errors import input_error
 
 
@@ -53,14 +53,17 @@ def write_store(
     dest: str | Path,
     arrays: Mapping[str, tuple[np.ndarray, Sequence[str], Sequence[int]]],
     attrs: Mapping[str, Any],
+    kind: OutputKind,
+    inputs: Sequence[str | Path] = (),
 ) -> Path:
     """Write small, in-memory arrays to a new store atomically.
 
     `arrays` maps name -> (data, dimension_names, chunks). Store-level `attrs` get the code
-    version added.
+    version added. `dest` is replaced only if it is an earlier store of `kind` (not one of
+    `inputs`).
     """
     dest = Path(dest)
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, kind, inputs) as tmp:
         group = zarr.open_group(tmp, mode="w")
         for name, (data, dims, chunks) in arrays.items():
             arr = create_array(group, name, data.shape, data.dtype, dims, chunks)
@@ -95,3 +98,9 @@ def open_store(path: str | Path, required: Sequence[str] = ()) -> zarr.Group:
     if missing:
         raise input_error(path, f"store has no array(s) {missing}")
     return group
+
+
+def first_non_finite_row(values: np.ndarray) -> int | None:
+    """Index of the first row holding a NaN or an infinity, None when all are finite."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    return int(bad.argmax()) if bad.any() else None

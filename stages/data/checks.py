@@ -20,6 +20,7 @@ warning. A larger difference is refused, naming the video and both counts.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,18 @@ def check_root(manifest_dir: Path, root: Path) -> None:
     )
 
 
+def _check_writable_inside(root: Path, paths: list[Path]) -> None:
+    """Aligning rewrites label files: only those inside the data root (even where dataset.yaml
+    lets paths leave it, since what lies outside is not the dataset's to change)."""
+    top = Path(os.path.abspath(root))
+    outside = [str(p) for p in paths if not Path(os.path.abspath(p)).is_relative_to(top)]
+    if outside:
+        raise MotionsegError(
+            f"refusing to align label files outside the data root {root}: "
+            f"{', '.join(outside)}; align them yourself or pass --no-align"
+        )
+
+
 def check_dataset(
     manifest_dir: Path,
     root: Path,
@@ -135,6 +148,8 @@ def check_dataset(
             f"dataset {manifests[0].name!r}: {len(too_far)} label file(s) do not match their "
             f"video's length:\n  " + "\n  ".join(too_far)
         )
+    if align:
+        _check_writable_inside(root, [m.label_path(vid) for m, vid, _ in to_align])
     for manifest, vid, labels in to_align:
         if align:
             num = report.videos[vid].num_frames

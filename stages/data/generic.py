@@ -35,10 +35,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from stages.common.atomic import write_text
+from stages.common.atomic import check_destination, write_text
 from stages.common.errors import MotionsegError, input_error
-from stages.common.labels import ClassList, frames_from_segments, read_label_file, write_label_file
+from stages.common.labels import (
+    ClassList,
+    frames_from_segments,
+    read_label_file,
+    read_text,
+    write_label_file,
+)
 from stages.common.manifest import read_tsv
+from stages.common.outputs import MANIFEST, MANIFEST_PART
 from stages.decode.video import VideoInfo, probe_video
 
 LABEL_TEMPLATE = "frame_labels/{video_id}.txt"
@@ -80,6 +87,7 @@ def import_generic(
     """Read the table, labels and classes; write the manifest and per-frame labels."""
     if segment_units not in ("frames", "seconds"):
         raise MotionsegError(f"--segment-units must be frames or seconds, got {segment_units!r}")
+    check_destination(out, MANIFEST, inputs=(table, classes_file))
     root = root if root is not None else table.parent
     videos = _read_table(table, group_by)
     classes = ClassList.read(classes_file, [background])
@@ -124,10 +132,10 @@ def import_generic(
         report.frames[vid] = frames.size
     out.mkdir(parents=True, exist_ok=True)
     columns = ["video_id", "video"] + (["group"] if "group" in videos.columns else [])
-    write_text(out / "videos.tsv", videos[columns].to_csv(sep="\t", index=False))
-    write_text(out / "splits.tsv", splits.to_csv(sep="\t", index=False))
-    classes.write(out / "classes.txt")
-    write_text(out / "dataset.yaml", HEADER + yaml.safe_dump(meta, sort_keys=False))
+    write_text(out / "videos.tsv", videos[columns].to_csv(sep="\t", index=False), MANIFEST_PART)
+    write_text(out / "splits.tsv", splits.to_csv(sep="\t", index=False), MANIFEST_PART)
+    classes.write(out / "classes.txt", MANIFEST_PART)
+    write_text(out / "dataset.yaml", HEADER + yaml.safe_dump(meta, sort_keys=False), MANIFEST_PART)
     report.manifest = meta
     return report
 
@@ -208,12 +216,17 @@ def _segment_header(path: Path) -> str | None:
     """The delimiter of a segment table ('\\t', ',' or None for spaces); None if per-frame."""
     if path.suffix == ".npy" or not path.is_file():
         return None
-    with path.open(encoding="utf-8-sig") as handle:
-        first = next((line for line in handle if line.strip()), "")
+    first = next((line for line in read_text(path).splitlines() if line.strip()), "")
     for sep in ("\t", ",", " "):
         cells = [c.strip().lower() for c in first.split(sep if sep != " " else None)]
         if set(SEGMENT_COLUMNS) <= set(cells):
             return sep
+        if {"start", "end"} <= set(cells):
+            raise input_error(
+                path,
+                f"the header {first.strip()!r} names start and end but no 'label' column; a "
+                f"segment table needs the columns {', '.join(SEGMENT_COLUMNS)}",
+            )
     return None
 
 

@@ -60,6 +60,8 @@ def import_50salads_command(
         f"converted {len(report.converted)} annotation files ({frames} frames) in {seconds:.1f} s; "
         f"linked {len(report.linked)} videos into {out / 'videos'}"
     )
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
     _warn(report.extra, "converted but in no split")
     _warn(report.skipped, "annotation without timestamps file, skipped")
     _warn(report.missing_videos, "video rgb-SS-N.avi not found (pass --videos)")
@@ -170,8 +172,13 @@ def check(
     ] = None,
 ) -> None:
     """Before heavy work: every video exists, decodes, and matches its label files' length."""
-    from stages.common.atomic import write_text
+    from stages import __version__
+    from stages.common.atomic import VERSION_KEY, check_destination, write_text
+    from stages.common.outputs import CHECK_REPORT
     from stages.data.checks import check_dataset
+
+    if report is not None:
+        check_destination(report, CHECK_REPORT, (manifest, root))
 
     result = check_dataset(manifest, root, granularity or None, tolerance, align)
     frames = [c.num_frames for c in result.videos.values()]
@@ -182,4 +189,5 @@ def check(
     _warn(result.aligned, "labels " + ("aligned to" if align else "differ from") + " video length")
     _warn(result.fps_mismatch, "frame rate differs from the manifest's fps")
     if report is not None:
-        write_text(report, json.dumps(result.as_dict(), indent=1))
+        content = {**result.as_dict(), VERSION_KEY: __version__}
+        write_text(report, json.dumps(content, indent=1), CHECK_REPORT, (manifest, root))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError
+from stages.common.outputs import VIDEO_LINK
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 
@@ -75,7 +76,7 @@ def link_video(source: Path, dest: Path) -> None:
     """Make `dest` a symlink to `source` (absolute), replacing an older link; keep real files."""
     source = source.resolve()
     if dest.is_symlink() or not dest.exists():
-        with atomic_path(dest) as tmp:
+        with atomic_path(dest, VIDEO_LINK) as tmp:
             tmp.symlink_to(source)
     elif dest.resolve() != source:
         raise MotionsegError(

@@ -12,13 +12,24 @@ Choices where the dataset documentation is silent:
 - Only low-level labels (`<action>_prep/_core/_post`) make frames; high-level ones are ignored.
   A label missing from `label_map.tsv` is an error naming the file and line.
 - A frame belongs to an interval when its timestamp lies in [start, end] (both inclusive).
-- Overlaps: in the real annotations ~2,100 pairs of intervals share a boundary timestamp (the end
-  of `_prep` is the start of `_core`) and ~120 overlap further, mostly the `_post` of one action
-  with the `_prep` of the next. Intervals are painted in order of start time (file order among
-  equal starts), so where two overlap the one that *started later* wins: the next phase or
-  action takes over from the tail of the previous one, including a shared boundary frame.
-- Frames in no low-level interval are `background`; each granularity then maps the painted
-  low-level label (e.g. `add_salt_core` -> `add_salt` at mid, `background` at eval).
+- Each granularity is painted on its own: every low-level label is mapped to its class (e.g.
+  `add_salt_core` -> `add_salt` at mid), and intervals whose class is `background` at that
+  granularity (`add_salt`, `add_vinegar` at eval) are removed *before* painting, so they never
+  hide the frames of an overlapping action (the TCN authors' labels behave this way).
+- Overlaps are resolved per *action*, not per phase: consecutive lines `<action>_prep`,
+  `_core`, `_post` of one action form one action, starting at its first phase. Actions are
+  painted in order of start (file order among equal starts), so where two overlap the one that
+  *started later* wins; within an action, later phases win their shared boundary frame. (Per
+  phase, the `_post` of one action would cut the next action in two: 13-1, 27-1.) In the real
+  annotations ~2,100 pairs of intervals share a boundary timestamp and ~120 overlap further,
+  mostly the `_post` of one action with the `_prep` of the next.
+- Identical intervals of different actions (several `place_*_into_bowl` annotated on one span
+  in 09-1, 16-2, 18-1, 18-2, 21-1, 21-2): the same rule decides, so among actions that start
+  together the last in the file wins; the import warns, naming the file and the actions.
+- Frames in no remaining interval are `background`.
+- Warnings, naming the files: several copies of an input file below the download (the one in
+  a usual sub-folder, else the shallowest, is used), and intervals that cover no frame (between
+  two frame timestamps) or run past the first or last frame (clipped to the video).
 - Annotation files of ids the manifest does not list (08 and 12 exist in the release) are
   converted too when their timestamps file is found, and are simply not used by any split.
 """
@@ -71,11 +82,53 @@ class LabelMap:
         )
 
 
+PHASES = ("_prep", "_core", "_post")
+
+
 @dataclass(frozen=True)
 class Interval:
     start: int
     end: int
     label: str
+    line: int = 0  # line in the annotation file, for warnings
+
+    @property
+    def action(self) -> str:
+        """`cut_tomato_core` -> `cut_tomato`."""
+        return next((self.label.removesuffix(p) for p in PHASES if self.label.endswith(p)), "")
+
+    @property
+    def phase(self) -> int:
+        return next((i for i, p in enumerate(PHASES) if self.label.endswith(p)), -1)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One performed action: its phase intervals, consecutive lines of the annotation file."""
+
+    phases: tuple[Interval, ...]
+
+    @property
+    def start(self) -> int:
+        return min(p.start for p in self.phases)
+
+
+def group_actions(intervals: list[Interval]) -> list[Action]:
+    """The phases of each performed action (prep -> core -> post, any may be missing), in
+    file order of their first phase. A phase joins the latest performance of its action that
+    has only earlier phases so far; a repeated or earlier phase starts the next performance.
+    (Phases of different actions may interleave: 16-2 lists several `_prep` lines, then their
+    `_core` lines.)"""
+    groups: list[list[Interval]] = []
+    open_group: dict[str, list[Interval]] = {}
+    for iv in intervals:
+        group = open_group.get(iv.action)
+        if group is not None and group[-1].phase < iv.phase:
+            group.append(iv)
+        else:
+            open_group[iv.action] = [iv]
+            groups.append(open_group[iv.action])
+    return [Action(tuple(g)) for g in groups]
 
 
 def read_timestamps(path: Path) -> np.ndarray:
@@ -127,28 +180,72 @@ def read_annotation(path: Path, label_map: LabelMap) -> list[Interval]:
             )
         if end < start:
             raise input_error(path, f"line {lineno}: interval ends before it starts")
-        intervals.append(Interval(start, end, label))
+        intervals.append(Interval(start, end, label, lineno))
     return intervals
 
 
-def paint(intervals: list[Interval], timestamps: np.ndarray) -> np.ndarray:
-    """One low-level label per frame (or background); later-starting intervals win overlaps."""
+def paint(actions: list[Action], timestamps: np.ndarray, mapping: dict[str, str]) -> np.ndarray:
+    """One class per frame (or background): actions in order of start, the later-starting one
+    winning overlaps; each phase painted with its class under `mapping`."""
     out = np.full(timestamps.size, BACKGROUND, dtype=object)
-    for iv in sorted(intervals, key=lambda iv: iv.start):  # stable: file order among ties
-        lo = np.searchsorted(timestamps, iv.start, side="left")
-        hi = np.searchsorted(timestamps, iv.end, side="right")
-        out[lo:hi] = iv.label
+    for action in sorted(actions, key=lambda a: a.start):  # stable: file order among ties
+        for iv in sorted(action.phases, key=lambda iv: iv.start):
+            lo = np.searchsorted(timestamps, iv.start, side="left")
+            hi = np.searchsorted(timestamps, iv.end, side="right")
+            out[lo:hi] = mapping[iv.label]
     return out
 
 
-def convert(annotation: Path, timestamps: Path, label_map: LabelMap) -> dict[str, np.ndarray]:
-    """Per-frame class names of one video at every granularity of the label map."""
-    low = paint(read_annotation(annotation, label_map), read_timestamps(timestamps))
+def annotation_warnings(path: Path, actions: list[Action], timestamps: np.ndarray) -> list[str]:
+    """Identical intervals of different actions, intervals on no frame or past the video."""
+    warnings = []
+    by_span: dict[tuple[int, int], list[str]] = {}
+    for iv in sorted((iv for a in actions for iv in a.phases), key=lambda iv: iv.line):
+        by_span.setdefault((iv.start, iv.end), []).append(iv.action)
+    clashes = {tuple(dict.fromkeys(names)) for names in by_span.values() if len(set(names)) > 1}
+    for names in sorted(clashes):
+        warnings.append(
+            f"{path}: identical intervals of {', '.join(names)}; where they overlap, the action "
+            "starting later, else the last in the file, is used"
+        )
+    empty, outside = [], []
+    for iv in (iv for action in actions for iv in action.phases):
+        lo = np.searchsorted(timestamps, iv.start, side="left")
+        hi = np.searchsorted(timestamps, iv.end, side="right")
+        if lo == hi:
+            empty.append(iv.line)
+        elif iv.start < timestamps[0] or iv.end > timestamps[-1]:
+            outside.append(iv.line)
+    if empty:
+        warnings.append(f"{path}: interval(s) on line(s) {_lines(empty)} cover no frame, dropped")
+    if outside:
+        warnings.append(
+            f"{path}: interval(s) on line(s) {_lines(outside)} run past the video's first or "
+            "last frame, clipped"
+        )
+    return warnings
+
+
+def _lines(lines: list[int]) -> str:
+    return ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
+
+
+def convert(
+    annotation: Path, timestamps: Path, label_map: LabelMap
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per-frame class names of one video at every granularity of the label map, and the
+    warnings about its annotation."""
+    stamps = read_timestamps(timestamps)
+    actions = group_actions(read_annotation(annotation, label_map))
     result = {}
     for gran, mapping in label_map.granularities.items():
-        table = {**mapping, BACKGROUND: BACKGROUND}
-        result[gran] = np.asarray([table[x] for x in low], dtype=object)
-    return result
+        kept = [
+            Action(phases)
+            for action in actions
+            if (phases := tuple(iv for iv in action.phases if mapping[iv.label] != BACKGROUND))
+        ]
+        result[gran] = paint(kept, stamps, mapping)
+    return result, annotation_warnings(annotation, actions, stamps)
 
 
 @dataclass
@@ -160,6 +257,7 @@ class SaladsImport:
     linked: list[str] = field(default_factory=list)
     missing_videos: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def import_50salads(
@@ -182,7 +280,8 @@ def import_50salads(
     sources = {"annotation": annotations, "timestamps": timestamps, "video": videos}
     for kind, folder in sources.items():
         require_folder(folder or root, f"the 50 Salads {kind} files", "50salads")
-    found = _find(root, sources, out / "videos")
+    report = SaladsImport()
+    found = _find(root, sources, out / "videos", report.warnings)
 
     wanted = manifest.video_ids
     missing = [
@@ -198,12 +297,14 @@ def import_50salads(
             f"SS-N-activityAnnotation.txt and timestamps-SS-N.txt below this folder; "
             f"point --annotations / --timestamps at them."
         )
-    report = SaladsImport()
     extra = sorted(set(found["annotation"]) - set(wanted))
     converted = {}  # all files are parsed before the first is written
     for vid in [*wanted, *extra]:
         if vid in found["timestamps"]:
-            converted[vid] = convert(found["annotation"][vid], found["timestamps"][vid], label_map)
+            converted[vid], warnings = convert(
+                found["annotation"][vid], found["timestamps"][vid], label_map
+            )
+            report.warnings += warnings
         else:
             report.skipped.append(vid)
     for vid, labels in converted.items():
@@ -221,9 +322,10 @@ def import_50salads(
 
 
 def _find(
-    root: Path, sources: dict[str, Path | None], own_links: Path
+    root: Path, sources: dict[str, Path | None], own_links: Path, warnings: list[str]
 ) -> dict[str, dict[str, Path]]:
-    """One walk per distinct search folder; per id, the preferred candidate."""
+    """One walk per distinct search folder; per id, the preferred candidate (a warning names
+    the copies not used)."""
     by_folder: dict[Path, list[str]] = {}
     for kind, folder in sources.items():
         by_folder.setdefault(folder or root, []).append(kind)
@@ -233,6 +335,13 @@ def _find(
         hits = scan(folder, {k: PATTERNS[k] for k in kinds})
         for kind in kinds:
             found[kind] = pick_each(hits[kind], PREFERRED[kind], skip)
+            for vid, chosen in sorted(found[kind].items()):
+                others = [str(p) for p in hits[kind][vid] if p != chosen and not skip(p)]
+                if others:
+                    warnings.append(
+                        f"{vid}: {len(others) + 1} copies of its {kind} file; using {chosen}, "
+                        f"not {', '.join(others)}"
+                    )
     return found
 
 

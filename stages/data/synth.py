@@ -10,8 +10,10 @@
 
 Everything is built under temporary sibling names and renamed at the end, so a killed run never
 leaves an OUT that looks complete. Output is a pure function of the options: every random draw
-comes from a generator seeded by (seed, purpose, index), and libx264 runs single-threaded, whose
-output is bit-identical from run to run.
+comes from a generator seeded by (seed, purpose, index); the RGB -> YUV 4:2:0 conversion is
+integer numpy arithmetic (not swscale, whose SIMD path and slice threads depend on the machine)
+and libx264 runs single-threaded, so the bytes are identical from run to run (`benchmarks/
+synth_encode.py` measures what single-threaded encoding costs).
 
 Videos belong to groups ("subjects" `S1`, `S2`, ...; one table colour each) and split k tests
 group k, so the splits are leave-one-group-out like GTEA's leave-one-subject-out folds.
@@ -27,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from stages import __version__
-from stages.common.atomic import atomic_path
+from stages.common.atomic import atomic_path, check_destination
 from stages.common.errors import MotionsegError
 from stages.common.labels import ClassList, write_label_file
 from stages.common.manifest import MANIFEST_FILE, load_manifest
+from stages.common.outputs import MANIFEST, MANIFEST_PART, SYNTH_ROOT
 from stages.data.synth_plan import (
     APPEARANCE_ACTIONS,
     BACKGROUND,
@@ -103,20 +106,20 @@ def synthesize(
     if out_abs.is_relative_to(manifest_abs) and out_abs != manifest_abs:
         raise MotionsegError(f"--manifest-out {manifest_out} must not contain OUT {out}")
     inside = manifest_abs.is_relative_to(out_abs)
-    _check_replaceable(out, PARAMS_FILE)
+    check_destination(out, SYNTH_ROOT)
     if not inside:
-        _check_replaceable(manifest_out, MANIFEST_FILE)
+        check_destination(manifest_out, MANIFEST)
 
     plans = plan_videos(
         np.random.default_rng([options.seed, 0]), options.videos, options.splits, options.fps
     )
     with contextlib.ExitStack() as stack:
-        root = stack.enter_context(atomic_path(out))
+        root = stack.enter_context(atomic_path(out, SYNTH_ROOT))
         root.mkdir()
         manifest_dir = (
             root / manifest_abs.relative_to(out_abs)
             if inside
-            else stack.enter_context(atomic_path(manifest_out))
+            else stack.enter_context(atomic_path(manifest_out, MANIFEST))
         )
         palettes = group_palettes(np.random.default_rng([options.seed, 1]), options.splits)
         for plan in plans:
@@ -133,20 +136,8 @@ def synthesize(
     return plans
 
 
-def _check_replaceable(path: Path, marker: str) -> None:
-    """Refuse to replace a folder that an earlier synth run did not write (it may be a user's)."""
-    if not path.exists():
-        return
-    if path.is_dir() and (not any(path.iterdir()) or (path / marker).is_file()):
-        return
-    raise MotionsegError(
-        f"{path}: exists and was not written by `motionseg data synth` (no {marker}); "
-        "refusing to replace it"
-    )
-
-
 def write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
-    """H.264 mp4 with one frame per array row at timestamps i / fps."""
+    """H.264 mp4 with one frame per array row at timestamps i / fps, byte-identical per input."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,19 +145,34 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(CRF), "preset": "veryfast"}
-        stream.codec_context.thread_count = 1  # bit-identical files for a seed
+        stream.options = {"crf": str(CRF), "preset": "veryfast", "threads": "1"}
+        stream.codec_context.thread_count = 1
+        stream.codec_context.thread_type = "NONE"
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
             frame.pts = i
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
 
 
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> PyAV's (3H/2, W) yuv420p layout: BT.601 limited range, chroma
+    from each 2x2 block's mean, in exact integer arithmetic (ITU-R BT.601 8-bit coefficients)."""
+    height, width, _ = rgb.shape
+    r, g, b = (rgb[..., c].astype(np.int32) for c in range(3))
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # Sums over 2x2 blocks carry 4x the mean, hence the shift by 10 instead of 8.
+    rs, gs, bs = (c.reshape(height // 2, 2, width // 2, 2).sum(axis=(1, 3)) for c in (r, g, b))
+    u = ((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128
+    v = ((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128
+    planes = (y.ravel(), u.ravel(), v.ravel())
+    return np.concatenate(planes).astype(np.uint8).reshape(height * 3 // 2, width)
+
+
 def write_manifest(directory: Path, plans: list[VideoPlan], options: SynthOptions) -> None:
     """dataset.yaml, videos.tsv, splits.tsv and classes.txt (see stages.common.manifest)."""
     directory.mkdir(parents=True, exist_ok=True)
-    ClassList(CLASSES).write(directory / "classes.txt")
+    ClassList(CLASSES).write(directory / "classes.txt", MANIFEST_PART)
     (directory / "videos.tsv").write_text(
         "video_id\tvideo\tgroup\n"
         + "".join(

@@ -24,8 +24,9 @@ def decode(
     from stages.common.stores import open_store
     from stages.decode.video import decode_video
 
-    attrs = open_store(decode_video(video, out, fps=fps, size=size)).attrs
+    store = open_store(decode_video(video, out, fps=fps, size=size), required=("frame_index",))
+    attrs = store.attrs
     typer.echo(
-        f"{out}: {len(attrs['frame_indices'])} of {attrs['num_source_frames']} frames "
+        f"{out}: {store['frame_index'].shape[0]} of {attrs['num_source_frames']} frames "
         f"at {attrs['fps']:g} fps"
     )

@@ -7,6 +7,8 @@ colour conversion and resizing.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -14,8 +16,9 @@ import av.container
 import av.video.stream
 import numpy as np
 
-from stages.common.atomic import atomic_path
+from stages.common.atomic import atomic_path, check_destination
 from stages.common.errors import MotionsegError, input_error
+from stages.common.outputs import FRAME_STORE
 from stages.decode.frame_store import FrameStoreWriter, read_frames
 from stages.decode.probe import (
     VideoInfo,
@@ -33,6 +36,26 @@ ESTIMATE_SHORTFALL = 0.1
 """Without a declared frame count, decoding more than 10% fewer frames than header duration x
 rate is an error: enough slack for a variable rate or a rounded duration, while a file cut
 anywhere before its last tenth is caught."""
+
+
+MAX_FPS = 1000.0  # beyond any camera; larger values are typos
+MAX_SIZE = 8192  # short side in pixels: 8K video's short side is 4320
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What `motionseg decode` can vary, validated on construction (one clear line)."""
+
+    fps: float | None = None
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
+            raise MotionsegError(f"--fps must be a number in (0, {MAX_FPS:g}], got {self.fps}")
+        if self.size is not None and not 1 <= self.size <= MAX_SIZE:
+            raise MotionsegError(
+                f"--size must be a short side of 1..{MAX_SIZE} pixels, got {self.size}"
+            )
 
 
 def output_size(width: int, height: int, size: int | None) -> tuple[int, int]:
@@ -76,6 +99,9 @@ def decode_video(
       label or timestamp file); `timestamps` are seconds since the first frame, whose absolute
       time is in the `start_time` attr.
     - Resize: short side to `size` keeping the aspect ratio (`output_size`); see `to_rgb`.
+    - Rotation: a display matrix rotating by a multiple of 90 degrees (phone videos) is
+      applied, so frames are stored upright, and recorded in the `rotation` attr; other angles
+      are refused.
     - Damaged input is an error naming the file, and `out` is left as it was: a file that does
       not open, has no video stream, fails to decode part way, or decodes fewer frames than
       its header declares, minus one (a frame of slack for muxers that count one the decoder
@@ -83,14 +109,12 @@ def decode_video(
       declares no count (mkv, webm), decoding `ESTIMATE_SHORTFALL` fewer than its duration x
       rate is an error.
     """
-    if fps is not None and not fps > 0:
-        raise MotionsegError(f"--fps must be positive, got {fps}")
-    if size is not None and size < 1:
-        raise MotionsegError(f"--size must be a positive number of pixels, got {size}")
+    DecodeOptions(fps, size)
     path, out = Path(path), Path(out)
+    check_destination(out, FRAME_STORE, inputs=(path,))
     with (
         open_video(path) as (container, stream),
-        atomic_path(out) as tmp,
+        atomic_path(out, FRAME_STORE, inputs=(path,)) as tmp,
         FrameStoreWriter(tmp) as writer,
     ):
         source_fps = frame_rate(path, stream)
@@ -100,6 +124,7 @@ def decode_video(
         indices: list[int] = []
         times: list[float] = []
         target: tuple[int, int] | None = None
+        rotation: int | None = None
         decoded = discarded = 0
         try:
             for packet in container.demux(stream):
@@ -107,8 +132,10 @@ def decode_video(
                 for frame in packet.decode():
                     relative = sampler(frame.time)
                     if relative is not None:
-                        target = target or output_size(frame.width, frame.height, size)
-                        writer.append(to_rgb(frame, *target))
+                        rotation = check_rotation(path, frame, rotation)
+                        upright = rotated_size(frame.width, frame.height, rotation)
+                        target = target or output_size(*upright, size)
+                        writer.append(upright_rgb(frame, target, rotation))
                         indices.append(decoded)
                         times.append(relative)
                     decoded += 1
@@ -125,14 +152,37 @@ def decode_video(
                 "source_path": str(path),
                 "source_fps": source_fps,
                 "fps": min(fps, source_fps) if fps else source_fps,
-                "frame_indices": indices,
                 "timestamps": times,
                 "size": size,
                 "num_source_frames": decoded,
                 "start_time": sampler.start,
+                "rotation": rotation or 0,
             },
         )
     return out
+
+
+def check_rotation(path: Path, frame: av.VideoFrame, previous: int | None) -> int:
+    """The display rotation (degrees counter-clockwise) of `frame`: a multiple of 90 that stays
+    the same through the video; anything else is refused rather than stored sideways."""
+    rotation = round(frame.rotation) % 360
+    if rotation % 90:
+        raise input_error(path, f"display rotation of {frame.rotation} degrees is not supported")
+    if previous is not None and rotation != previous:
+        raise input_error(path, f"display rotation changes from {previous} to {rotation} degrees")
+    return rotation
+
+
+def rotated_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """(width, height) as displayed after rotating by `rotation` degrees."""
+    return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def upright_rgb(frame: av.VideoFrame, target: tuple[int, int], rotation: int) -> np.ndarray:
+    """The frame as a player shows it: rotated by its display matrix, resized to `target`
+    (width, height as displayed); resizing before the rotation keeps it cheap."""
+    width, height = rotated_size(*target, rotation)
+    return np.ascontiguousarray(np.rot90(to_rgb(frame, width, height), k=rotation // 90))
 
 
 def _check_complete(

@@ -32,6 +32,16 @@ ClassesOption = Annotated[
 ]
 
 
+SpanOption = Annotated[
+    Literal["video", "annotated"],
+    typer.Option(
+        help="Frames scored: every frame (video), or each video from its first to its last "
+        "non-background ground-truth frame (annotated: the span of the TCN authors' 50 Salads "
+        "labels, needed to compare with their Table 1)."
+    ),
+]
+
+
 def _classes(path: Path | None, background: list[str]) -> ClassList | None:
     from stages.common.labels import ClassList
 
@@ -58,36 +68,48 @@ def evaluate(
         ),
     ] = None,
     classes: ClassesOption = None,
+    span: SpanOption = "video",
 ) -> None:
     """Frame accuracy, segmental edit score and F1@{10,25,50} of a folder of predictions."""
-    from stages.common.atomic import write_text
+    from stages import __version__
+    from stages.common.atomic import VERSION_KEY, check_destination, write_text
+    from stages.common.outputs import EVALUATION_JSON
     from stages.evaluate.label_folders import score_folders
     from stages.evaluate.metrics import DEFAULT_BACKGROUND, combine
 
+    inputs = (gt, pred, *([classes] if classes else []))
+    if json_out not in (None, "-"):
+        check_destination(json_out, EVALUATION_JSON, inputs)
+    warn = (lambda line: typer.echo(f"warning: {line}", err=True)) if background else None
     background = list(background or DEFAULT_BACKGROUND)
-    scores = score_folders(gt, pred, background, _classes(classes, background))
+    scores = score_folders(
+        gt, pred, background, _classes(classes, background), warn=warn, span=span
+    )
     result = {
         **combine(list(scores.values()), convention),
         "videos": len(scores),
         "convention": convention,
+        "span": span,
     }
     text = json.dumps(result, indent=2) + "\n"
     if json_out == "-":
         sys.stdout.write(text)
         return
     if json_out is not None:
-        write_text(json_out, text)
+        file_text = json.dumps({**result, VERSION_KEY: __version__}, indent=2) + "\n"
+        write_text(json_out, file_text, EVALUATION_JSON, inputs)
     typer.echo(
-        f"{len(scores)} videos, {convention} convention, background: {', '.join(background)}"
+        f"{len(scores)} videos, {convention} convention, {span} span, "
+        f"background: {', '.join(background)}"
     )
     for key, value in result.items():
-        if key not in ("videos", "convention"):
+        if key not in ("videos", "convention", "span"):
             typer.echo(f"  {key:<6} {value:6.2f}")
 
 
 def report(
     predictions_dir: Annotated[
-        Path, typer.Argument(help="Tree of {backbone}/{head}/split{k}/run{r}/ folders.")
+        Path, typer.Argument(help="Tree of {backbone}/{head}/split{split}/run{r}/ folders.")
     ],
     out_dir: Annotated[Path, typer.Argument(help="Report folder (replaced as a whole).")],
     background: BackgroundOption = None,
@@ -106,6 +128,7 @@ def report(
         list[Path] | None,
         typer.Option(help="Only these run folders (repeatable); default: every run found."),
     ] = None,
+    span: SpanOption = "video",
     motion_only: Annotated[
         list[str] | None,
         typer.Option(
@@ -129,6 +152,7 @@ def report(
         rate,
         plot_run,
         only=run,
+        span=span,
         motion_only=list(motion_only or []),
     )
     typer.echo(f"{out_dir}: {runs} runs evaluated, {plots} plots")

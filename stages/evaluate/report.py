@@ -15,16 +15,19 @@ is replaced, any other non-empty folder is refused.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
 
-from stages.common.atomic import atomic_path
+from stages import __version__
+from stages.common.atomic import VERSION_KEY, atomic_path, check_destination
 from stages.common.errors import input_error
 from stages.common.labels import ClassList, read_label_file
-from stages.evaluate.label_folders import label_files
+from stages.common.outputs import REPORT
+from stages.evaluate.label_folders import SPAN_NOTES, Span, label_files
 from stages.evaluate.metrics import CONVENTIONS
 from stages.evaluate.per_class import (
     MOTION_MARK,
@@ -62,16 +65,6 @@ def default_dataset_name(predictions_dir: Path) -> str:
     """`results/{dataset}/predictions` -> `{dataset}`; otherwise the folder's own name."""
     resolved = predictions_dir.resolve()
     return resolved.parent.name if resolved.name == "predictions" else resolved.name
-
-
-def _check_out_dir(predictions_dir: Path, out_dir: Path) -> None:
-    pred, out = predictions_dir.resolve(), out_dir.resolve()
-    if out == pred or out in pred.parents:
-        raise input_error(out_dir, "report folder would replace the predictions it reads")
-    if out.exists() and not out.is_dir():
-        raise input_error(out_dir, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "metrics.csv").is_file():
-        raise input_error(out_dir, "not empty and not a previous report; refusing to replace it")
 
 
 def _plot_all(
@@ -128,9 +121,14 @@ def _per_class_note(motion_only: Sequence[str]) -> str:
 
 
 def _markdown(
-    title: str, table: pd.DataFrame, rate: Rate, per_class: pd.DataFrame, motion_only: Sequence[str]
+    title: str,
+    table: pd.DataFrame,
+    rate: Rate,
+    span: Span,
+    per_class: pd.DataFrame,
+    motion_only: Sequence[str],
 ) -> str:
-    parts = [f"# {title}\n", f"Labels at the {rate} rate. {STD_NOTE}\n"]
+    parts = [f"# {title}\n", f"Labels at the {rate} rate. {SPAN_NOTES[span]} {STD_NOTE}\n"]
     for heading, rows in _sections(table):
         parts += [f"## {heading}\n", markdown_table(rows)]
     parts += [f"## {PER_CLASS_TITLE}\n", _per_class_note(motion_only) + "\n"]
@@ -166,6 +164,7 @@ def _html(
     title: str,
     table: pd.DataFrame,
     rate: Rate,
+    span: Span,
     videos: Sequence[str],
     run: int,
     per_class: pd.DataFrame,
@@ -180,7 +179,8 @@ def _html(
         "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
         "img{max-width:100%}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>Labels at the {rate} rate. {html.escape(STD_NOTE)} Per-run values: "
+        f"<p>Labels at the {rate} rate. {html.escape(SPAN_NOTES[span])} "
+        f"{html.escape(STD_NOTE)} Per-run values: "
         '<a href="metrics.csv">metrics.csv</a>; tables: <a href="table.csv">table.csv</a>, '
         '<a href="table.md">table.md</a>.</p>',
     ]
@@ -205,6 +205,9 @@ def _html(
     return "\n".join(parts) + "\n"
 
 
+REPORT_MARKER = "report.json"  # proves a folder is a report (stages.common.outputs.REPORT)
+
+
 def build_report(
     predictions_dir: str | Path,
     out_dir: str | Path,
@@ -214,18 +217,20 @@ def build_report(
     rate: Rate = "feature",
     plot_run: int | None = None,
     only: Sequence[str | Path] | None = None,
+    span: Span = "video",
     motion_only: Sequence[str] = (),
 ) -> tuple[int, int]:
-    """Evaluate every run (or those in `only`) and write the report folder; returns (runs,
-    plots) written. `motion_only` classes are marked in the per-class tables."""
+    """Evaluate every run (or those in `only`) over `span` and write the report folder;
+    returns (runs, plots) written. The tables say which span was scored; plots show whole
+    videos. `motion_only` classes are marked in the per-class tables."""
     predictions_dir, out_dir = Path(predictions_dir), Path(out_dir)
-    _check_out_dir(predictions_dir, out_dir)
+    check_destination(out_dir, REPORT, inputs=(predictions_dir,))
     runs = find_runs(predictions_dir, only)
     if plot_run is None:
         plot_run = min(r.run for r in runs)
     elif all(r.run != plot_run for r in runs):
         raise input_error(predictions_dir, f"no run{plot_run} folders to plot")
-    scored = [score_run(run, rate, background, classes) for run in runs]
+    scored = [score_run(run, rate, background, classes, span) for run in runs]
     metrics = metrics_frame(scored)
     table = display_table(summarise(metrics))
     labels = set().union(*(item.labels for item in scored))
@@ -233,13 +238,16 @@ def build_report(
     colours = class_colours(order, background)
     per_class = per_class_table(scored, order, motion_only)
     title = f"{dataset or default_dataset_name(predictions_dir)}: temporal action segmentation"
-    with atomic_path(out_dir.resolve()) as tmp:
+    with atomic_path(out_dir, REPORT, inputs=(predictions_dir,)) as tmp:
         tmp.mkdir()
+        marker = {"predictions": str(predictions_dir.resolve()), "runs": len(runs)}
+        (tmp / REPORT_MARKER).write_text(json.dumps({**marker, VERSION_KEY: __version__}) + "\n")
         metrics.to_csv(tmp / "metrics.csv", index=False)
         _with_class_columns(table, per_class).to_csv(tmp / "table.csv", index=False)
-        (tmp / "table.md").write_text(_markdown(title, table, rate, per_class, motion_only))
+        markdown = _markdown(title, table, rate, span, per_class, motion_only)
+        (tmp / "table.md").write_text(markdown)
         videos = _plot_all(tmp / "plots", scored, plot_run, rate, classes, colours)
         models = _plot_confusions(tmp / "confusion", scored, order, motion_only)
-        page = _html(title, table, rate, videos, plot_run, per_class, motion_only, models)
+        page = _html(title, table, rate, span, videos, plot_run, per_class, motion_only, models)
         (tmp / "index.html").write_text(page)
     return len(runs), len(videos)

@@ -1,14 +1,14 @@
 """Find and score the runs of a predictions tree.
 
-Layout (docs/contracts.md): `{backbone}/{head}/split{k}/run{r}/` holding `pred/` and `gt/` at the
-feature rate and `native/pred/`, `native/gt/` at the source frame rate. Hidden entries (the
-temporary names of atomic writes) and folders whose names do not follow `split{k}`/`run{r}` are
-not runs and are skipped; a run folder without the label folders of the chosen rate is an error.
+Layout (docs/contracts.md): `{backbone}/{head}/split{split}/run{r}/` holding `pred/` and `gt/`
+at the feature rate and `native/pred/`, `native/gt/` at the source frame rate; the split is any
+name (stages.common.results_paths parses the folders). Hidden entries (the temporary names of
+atomic writes) and folders whose names do not follow `split{split}`/`run{r}` are not runs and
+are skipped; a run folder without the label folders of the chosen rate is an error.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,13 +19,12 @@ import numpy as np
 
 from stages.common.errors import input_error
 from stages.common.labels import ClassList
-from stages.evaluate.label_folders import read_pairs
+from stages.common.results_paths import parse_run_dir, split_sort_key
+from stages.evaluate.label_folders import Span, crop_to_span, read_pairs
 from stages.evaluate.metrics import VideoScore, score_video
 
 Rate = Literal["feature", "native"]
 RATES: tuple[Rate, ...] = ("feature", "native")
-_SPLIT = re.compile(r"split(\d+)")
-_RUN = re.compile(r"run(\d+)")
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class RunDir:
 
     backbone: str
     head: str
-    split: int
+    split: str
     run: int
     path: Path
 
@@ -72,21 +71,10 @@ def find_runs(
     for backbone in _subdirs(root):
         for head in _subdirs(backbone):
             for split in _subdirs(head):
-                split_match = _SPLIT.fullmatch(split.name)
-                if not split_match:
-                    continue
                 for run in _subdirs(split):
-                    run_match = _RUN.fullmatch(run.name)
-                    if run_match:
-                        runs.append(
-                            RunDir(
-                                backbone.name,
-                                head.name,
-                                int(split_match[1]),
-                                int(run_match[1]),
-                                run,
-                            )
-                        )
+                    key = parse_run_dir(run.relative_to(root))
+                    if key is not None:
+                        runs.append(RunDir(key.backbone, key.head, key.split, key.run, run))
     if only is not None:
         wanted = {Path(p).resolve() for p in only}
         missing = sorted(str(p) for p in wanted - {r.path.resolve() for r in runs})
@@ -94,8 +82,8 @@ def find_runs(
             raise input_error(root, f"requested run folder(s) not found: {missing}")
         runs = [r for r in runs if r.path.resolve() in wanted]
     if not runs:
-        raise input_error(root, "no run folders ({backbone}/{head}/split{k}/run{r}/) found")
-    return sorted(runs, key=lambda r: (r.backbone, r.head, r.split, r.run))
+        raise input_error(root, "no run folders ({backbone}/{head}/split{split}/run{r}/) found")
+    return sorted(runs, key=lambda r: (r.backbone, r.head, split_sort_key(r.split), r.run))
 
 
 @dataclass(frozen=True)
@@ -114,14 +102,17 @@ def score_run(
     rate: Rate,
     background: Sequence[str],
     classes: ClassList | None = None,
+    span: Span = "video",
 ) -> RunScores:
-    """Score every video of a run at `rate`."""
+    """Score every video of a run at `rate` over `span` (label_folders.crop_to_span)."""
     gt_dir, pred_dir = run.label_dirs(rate)
     videos: dict[str, VideoScore] = {}
     labels: set[str] = set()
     pairs: Counter[tuple[str, str]] = Counter()
     for video, (gt, pred) in read_pairs(gt_dir, pred_dir, classes).items():
-        videos[video] = score_video(gt, pred, background)
+        scored_gt, scored_pred = crop_to_span(gt, pred, background, span)
+        videos[video] = score_video(scored_gt, scored_pred, background)
         labels.update(np.unique(gt.astype(str)), np.unique(pred.astype(str)))
-        pairs.update(zip(gt.astype(str).tolist(), pred.astype(str).tolist(), strict=True))
+        frames = zip(scored_gt.astype(str).tolist(), scored_pred.astype(str).tolist(), strict=True)
+        pairs.update(frames)
     return RunScores(run, videos, frozenset(labels), dict(pairs))

@@ -16,6 +16,7 @@ import torch
 
 from stages.common.atomic import atomic_path
 from stages.common.errors import input_error
+from stages.common.outputs import CHECKPOINT
 from stages.common.torch_files import load_torch_file
 from stages.features.base import Backbone
 from stages.features.registry import build_backbone
@@ -26,7 +27,7 @@ REQUIRED_KEYS = ("backbone", "num_classes", "classes", "options", "preprocessing
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
     """Write under a temporary name and rename, so a killed job never leaves a partial file."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, CHECKPOINT) as tmp:
         torch.save(checkpoint, tmp)
     return path
 
@@ -34,7 +35,7 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
 def link_atomically(source: str | Path, dest: str | Path) -> Path:
     """Make `dest` the same file as `source` (hard link, or a copy across file systems)."""
     dest = Path(dest)
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, CHECKPOINT, inputs=(source,)) as tmp:
         try:
             os.link(source, tmp)
         except OSError:

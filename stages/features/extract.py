@@ -37,9 +37,11 @@ import numpy as np
 import torch
 import zarr
 
+from stages.common.atomic import check_destination
 from stages.common.errors import MotionsegError, input_error
+from stages.common.outputs import FEATURE_STORE
 from stages.common.runtime import autocast, resolve_device
-from stages.common.stores import open_store, write_store
+from stages.common.stores import first_non_finite_row, open_store, write_store
 from stages.features.base import Backbone, Encoded
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
 from stages.features.snippets import FRAME_ARRAYS, eval_transform
@@ -160,6 +162,8 @@ def extract_features(
     `.zarr`. The store appears only once complete.
     """
     frames_path = Path(frames_path)
+    source = checkpoint.checkpoint_path if isinstance(checkpoint, LoadedBackbone) else checkpoint
+    check_destination(out_path, FEATURE_STORE, inputs=(frames_path, source))
     if batch_size < 1:
         raise MotionsegError(f"batch size must be >= 1, got {batch_size}")
     loaded = (
@@ -171,6 +175,13 @@ def extract_features(
     num_frames = len(frame_index)
     reader = _frame_reader(store["frames"], frames_path, model)
     features = video_features(model, reader, num_frames, batch_size, loaded.device, amp)
+    bad = first_non_finite_row(features)
+    if bad is not None:
+        raise input_error(
+            frames_path,
+            f"backbone {loaded.backbone!r} gave non-finite features from frame {frame_index[bad]} "
+            f"(row {bad}) on; {out_path} not written",
+        )
     attrs = {
         "video_id": video_id or frames_path.name.removesuffix(".zarr"),
         "backbone": loaded.backbone,
@@ -181,7 +192,6 @@ def extract_features(
         "preprocessing": model.preprocessing.to_dict(),
         "fps": store.attrs.get("fps"),
         "source_fps": store.attrs.get("source_fps"),
-        "frame_indices": frame_index.tolist(),
         "feature_dim": int(model.feature_dim),
         "padding": PADDING,
     }
@@ -193,6 +203,8 @@ def extract_features(
             "frame_index": (frame_index, ("time",), (chunk,)),
         },
         attrs,
+        FEATURE_STORE,
+        inputs=(frames_path, loaded.checkpoint_path),
     )
     echo(f"{attrs['video_id']}: {num_frames} features of {model.feature_dim} -> {out_path}")
     return Path(out_path)

@@ -54,6 +54,7 @@ from stages.common.atomic import atomic_path
 from stages.common.errors import MotionsegError
 from stages.common.manifest import Manifest
 from stages.common.options import check_options
+from stages.common.outputs import TRAINING_LOG
 from stages.common.runtime import autocast, make_optimizer, resolve_device
 from stages.common.seeding import seed_everything
 from stages.features.base import Backbone
@@ -153,7 +154,7 @@ def best_epoch(history: Sequence[Mapping[str, Any]]) -> int:
 
 
 def write_log(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+    with atomic_path(path, TRAINING_LOG) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
         writer.writeheader()
         for row in history:

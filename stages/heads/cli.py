@@ -91,13 +91,17 @@ def predict_command(
     ] = None,
 ) -> None:
     """Predict videos with a saved head: pred/, gt/ and native/ label files in OUT."""
-    from stages.common.atomic import atomic_path
+    from stages.common.atomic import atomic_path, check_destination
     from stages.common.manifest import load_manifest
-    from stages.heads.predict import load_model, predict_videos
+    from stages.common.outputs import PREDICTIONS
+    from stages.heads.predict import load_model, predict_videos, write_marker
 
+    inputs = (model, features, manifest, root)
+    check_destination(out, PREDICTIONS, inputs)
     head, saved = load_model(model)
     loaded = load_manifest(manifest, root, granularity or saved.get("granularity"))
-    with atomic_path(out) as tmp:
+    with atomic_path(out, PREDICTIONS, inputs) as tmp:
         tmp.mkdir(parents=True)
         predict_videos(head, saved, loaded, features, videos, tmp)
+        write_marker(tmp, model, videos)
     typer.echo(f"wrote {len(videos)} prediction(s) to {out}")

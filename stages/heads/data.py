@@ -1,7 +1,7 @@
 """Feature stores + manifest labels -> per-video training examples, batches and native maps.
 
 Length policy (checked per video, errors name the store and the label file):
-- the store's `features` rows and its `frame_indices` attr must have the same length;
+- the store's `features` rows and its `frame_index` array must have the same length;
 - every feature's source frame index must be a labelled frame (index < number of labels);
 - the labels may run past the last feature by at most the largest step between consecutive
   feature frame indices (the sampling step); more means the features and labels describe
@@ -19,7 +19,7 @@ import numpy as np
 
 from stages.common.errors import MotionsegError, input_error
 from stages.common.manifest import Manifest
-from stages.common.stores import open_store
+from stages.common.stores import first_non_finite_row, open_store
 
 
 @dataclass(frozen=True)
@@ -42,17 +42,18 @@ def load_video(
 ) -> VideoFeatures:
     """Read one video's features (every `sample_rate`-th row) and align its labels."""
     path = feature_store_path(features_dir, video_id)
-    group = open_store(path, required=("features",))
+    group = open_store(path, required=("features", "frame_index"))
     features = np.asarray(group["features"][...], dtype=np.float32)
     if features.ndim != 2 or features.shape[0] == 0:
         raise input_error(path, f"expected non-empty (time, channel) features: {features.shape}")
-    if "frame_indices" not in group.attrs:
-        raise input_error(path, "store has no 'frame_indices' attribute")
-    frames = np.asarray(group.attrs["frame_indices"], dtype=np.int64)
+    frames = np.asarray(group["frame_index"][...], dtype=np.int64)
     if frames.shape != (features.shape[0],):
         raise input_error(
-            path, f"{features.shape[0]} feature rows but {frames.size} frame_indices entries"
+            path, f"{features.shape[0]} feature rows but {frames.size} frame_index entries"
         )
+    bad = first_non_finite_row(features)
+    if bad is not None:
+        raise input_error(path, f"non-finite features from row {bad} (frame {frames[bad]}) on")
     native = manifest.labels(video_id)
     _check_alignment(path, manifest.label_path(video_id), frames, native.size)
     targets = manifest.classes.encode(native[frames], source=manifest.label_path(video_id))
@@ -62,7 +63,7 @@ def load_video(
 
 def _check_alignment(store: Path, labels: Path, frames: np.ndarray, num_labels: int) -> None:
     if frames.min() < 0 or np.any(np.diff(frames) <= 0):
-        raise input_error(store, "frame_indices must be non-negative and strictly increasing")
+        raise input_error(store, "frame_index must be non-negative and strictly increasing")
     if frames[-1] >= num_labels:
         raise MotionsegError(
             f"{store}: feature of source frame {frames[-1]} but {labels} labels only "
@@ -75,6 +76,29 @@ def _check_alignment(store: Path, labels: Path, frames: np.ndarray, num_labels: 
             f"{num_labels} frames (more than one sampling step of {step} beyond; features "
             "and labels do not match)"
         )
+
+
+def feature_sample_rate(features_dir: str | Path, manifest: Manifest, video_id: str) -> int:
+    """The row step that brings a feature store to the manifest's `settings.feature_fps`.
+
+    The rate the heads see is stated once, in the manifest (the LCDC authors' 3 per second for
+    50 Salads and GTEA); the store's own rate is its `fps` attr (the decode rate). Without a
+    `feature_fps` every row is used. A rate that no integer step reaches is an error.
+    """
+    target = manifest.settings.get("feature_fps")
+    if target is None:
+        return 1
+    path = feature_store_path(features_dir, video_id)
+    store_fps = open_store(path).attrs.get("fps")
+    if not store_fps:
+        raise input_error(path, "no 'fps' attr to reach the manifest's feature_fps from")
+    step = round(store_fps / target)
+    if step < 1 or abs(store_fps / step - target) > 1e-6 * target:
+        raise MotionsegError(
+            f"{path}: features at {store_fps:g} fps cannot be sampled to the manifest's "
+            f"feature_fps {target:g} by an integer step; set the head's sample_rate"
+        )
+    return step
 
 
 def load_videos(

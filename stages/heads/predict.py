@@ -8,6 +8,7 @@ its PCA and k-means state, which are buffers).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from stages import __version__
+from stages.common.atomic import VERSION_KEY
 from stages.common.errors import MotionsegError, input_error
 from stages.common.labels import ClassList, write_label_file
 from stages.common.manifest import Manifest
@@ -23,6 +26,7 @@ from stages.heads.base import SegmentationHead
 from stages.heads.data import VideoFeatures, load_videos, nearest_rows
 from stages.heads.registry import build_head
 
+PREDICTIONS_MARKER = "predictions.json"  # stages.common.outputs.PREDICTIONS
 MODEL_KEYS = ("head", "in_features", "classes", "options", "train", "state_dict")
 
 
@@ -34,6 +38,12 @@ def make_head(
         return build_head(name, in_features, num_classes, **dict(options))
     except (TypeError, ValueError) as err:
         raise MotionsegError(f"head {name!r}: bad options {dict(options)} ({err})") from None
+
+
+def write_marker(out: Path, model: Path, videos: Sequence[str]) -> None:
+    """predictions.json: what was predicted from which model (and proof OUT is ours)."""
+    info = {"model": str(Path(model).resolve()), "videos": list(videos), VERSION_KEY: __version__}
+    (out / PREDICTIONS_MARKER).write_text(json.dumps(info, indent=2) + "\n")
 
 
 def save_model(path: Path, head: SegmentationHead, meta: Mapping[str, Any]) -> None:
@@ -48,7 +58,12 @@ def load_model(path: str | Path) -> tuple[SegmentationHead, dict[str, Any]]:
     if missing:
         raise input_error(path, f"not a heads model file (missing {missing})")
     head = make_head(saved["head"], saved["in_features"], len(saved["classes"]), saved["options"])
-    head.load_state_dict(saved["state_dict"])
+    try:
+        head.load_state_dict(saved["state_dict"])
+    except RuntimeError as err:  # torch: a heading line, then one line per mismatch
+        lines = str(err).strip().splitlines()
+        problem = lines[min(1, len(lines) - 1)].strip()
+        raise input_error(path, f"weights do not fit a {saved['head']!r} head: {problem}") from None
     head.eval()
     return head, saved
 

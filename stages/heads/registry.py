@@ -14,6 +14,7 @@ from torch import nn
 
 from stages.common.options import check_options
 from stages.common.registry import Registry
+from stages.heads.options import check_head_ranges
 
 HEADS: Registry = Registry("head", package="stages.heads.models")
 register_head = HEADS.register
@@ -22,7 +23,9 @@ register_head = HEADS.register
 def build_head(name: str, in_features: int, num_classes: int, **options: Any) -> nn.Module:
     """Build a head; unknown or ill-typed options are a MotionsegError listing the accepted."""
     head = HEADS.get(name)
-    checked = check_options(head, options, f"head {name!r}", skip=("in_features", "num_classes"))
+    owner = f"head {name!r}"
+    checked = check_options(head, options, owner, skip=("in_features", "num_classes"))
+    check_head_ranges(owner, checked)
     return head(in_features=in_features, num_classes=num_classes, **checked)
 
 

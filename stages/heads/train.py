@@ -12,21 +12,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stages.common.atomic import atomic_path
+from stages import __version__
+from stages.common.atomic import VERSION_KEY, atomic_path, check_destination
 from stages.common.errors import MotionsegError
 from stages.common.labels import ClassList
 from stages.common.manifest import Manifest
 from stages.common.options import check_options
+from stages.common.outputs import HEAD_RUN
 from stages.common.runtime import make_optimizer, resolve_device
 from stages.common.seeding import seed_everything
 from stages.heads.base import IGNORE_INDEX, SegmentationHead
-from stages.heads.data import VideoFeatures, load_videos
+from stages.heads.data import VideoFeatures, feature_sample_rate, load_videos
 from stages.heads.predict import make_head, predict_into, save_model
 from stages.heads.registry import HEADS
 
@@ -41,7 +43,7 @@ class TrainSettings:
     lr: float
     epochs: int
     batch_size: int
-    sample_rate: int = 1
+    sample_rate: int | None = None  # None: the step to the manifest's feature_fps
     weight_decay: float = 0.0
     device: str = "auto"
 
@@ -65,6 +67,8 @@ class TrainSettings:
                 problems.append(f"{name} must be a positive number, got {value!r}")
         for name in ("epochs", "batch_size", "sample_rate"):
             value = getattr(self, name)
+            if name == "sample_rate" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
         device = str(self.device)
@@ -131,6 +135,12 @@ def fit_head(
             batch = [videos[i] for i in order[b : b + settings.batch_size]]
             x, mask, target = (t.to(device) for t in pad_batch(batch))
             loss = head.loss(x, mask, target)
+            if not torch.isfinite(loss):
+                raise MotionsegError(
+                    f"{type(head).__name__}: training loss became {loss.item()} in epoch "
+                    f"{epoch + 1} (videos {[v.video_id for v in batch]}); features too large "
+                    "or learning rate too high? No run folder written"
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -160,10 +170,14 @@ def train_run(
     RUN_DIR gets `model.pt`, `pred/`, `gt/`, `native/pred/`, `native/gt/` and `run.json`;
     returns what `run.json` holds.
     """
+    check_destination(out, HEAD_RUN, inputs=(features_dir,))
     settings = TrainSettings.resolve(head_name, train_overrides)
     train_ids, test_ids = manifest.train_ids(split), manifest.test_ids(split)
     if not train_ids or not test_ids:
         raise MotionsegError(f"{manifest.directory}: split {split} has no training or test videos")
+    if settings.sample_rate is None:
+        step = feature_sample_rate(features_dir, manifest, train_ids[0])
+        settings = replace(settings, sample_rate=step)
     train_videos = load_videos(features_dir, manifest, train_ids, settings.sample_rate)
     test_videos = load_videos(features_dir, manifest, test_ids, settings.sample_rate)
     in_features = train_videos[0].features.shape[1]
@@ -198,8 +212,9 @@ def train_run(
         "train_seconds": log.unsupervised_fit_seconds + sum(log.seconds_per_epoch),
         "train_loss": log.losses,
         "final_train_loss": log.losses[-1],
+        VERSION_KEY: __version__,
     }
-    with atomic_path(out) as tmp:
+    with atomic_path(out, HEAD_RUN, inputs=(features_dir,)) as tmp:
         tmp.mkdir(parents=True)
         predict_into(head, test_videos, manifest.classes, tmp)
         save_model(tmp / "model.pt", head.cpu(), _model_meta(info, manifest.classes))

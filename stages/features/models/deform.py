@@ -11,7 +11,9 @@ dilation (zeros beyond the border). With this, LCDC is exactly "warp the input o
 2-channel field, then an ordinary conv" (eq. 6-7; `warp_by_offsets` + `F.conv2d`), which the tests
 check numerically. The authors' TensorFlow release gathers the *undilated* neighbours
 (`expand_cir_shift`, rate 1) while its deformable conv uses rate 2, which breaks eq. 6-7 and
-Proposition 1 for non-constant fields; this module follows the paper's equations.
+Proposition 1 for non-constant fields. The default forms ("warp", "deform") follow the paper's
+equations; form "undilated" is the authors' network (deform conv at the conv's dilation on
+offsets gathered at dilation 1), to reproduce the published model.
 
 Offset convs start at zero (weights and bias, as in the authors' code), so every deformable
 conv starts as the ordinary (dilated) conv whose ImageNet weights it inherits.
@@ -26,8 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-LCDCForm = Literal["warp", "deform"]
-LCDC_FORMS: tuple[str, ...] = ("warp", "deform")
+LCDCForm = Literal["warp", "deform", "undilated"]
+LCDC_FORMS: tuple[str, ...] = ("warp", "deform", "undilated")
+OFFSET_KERNEL = 3  # the offset learner: 3x3 at the deformable conv's dilation (authors' rate=2)
 
 
 def expand_lcdc_offsets(offset: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
@@ -73,17 +76,21 @@ def lcdc_conv2d(
 
     `form="warp"` warps once then convolves (eq. 6-7); `form="deform"` runs
     `deform_conv2d` on the expanded offsets (eq. 4-5). Both give the same numbers.
+    `form="undilated"` gathers the offsets of the undilated neighbours (the authors' code).
     """
     padding = dilation * (weight.shape[-1] // 2)
     if form == "warp":
         return F.conv2d(warp_by_offsets(x, offset), weight, padding=padding, dilation=dilation)
-    expanded = expand_lcdc_offsets(offset, weight.shape[-1], dilation)
+    gather = 1 if form == "undilated" else dilation
+    expanded = expand_lcdc_offsets(offset, weight.shape[-1], gather)
     return deform_conv2d(x, expanded, weight, padding=padding, dilation=dilation)
 
 
 def _zero_offset_conv(channels: int, out_channels: int, dilation: int) -> nn.Conv2d:
     """3x3 offset learner, dilation as the deformable conv, 'same', bias; zero init."""
-    conv = nn.Conv2d(channels, out_channels, 3, padding=dilation, dilation=dilation, bias=True)
+    conv = nn.Conv2d(
+        channels, out_channels, OFFSET_KERNEL, padding=dilation, dilation=dilation, bias=True
+    )
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     return conv

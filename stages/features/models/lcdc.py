@@ -42,6 +42,9 @@ Choices where the paper is silent:
   depth 50 at 224 px 44.9 s "warp" vs 55.2 s "deform" (DC 51.6 s); at 64 px 6.4 s vs 10.2 s;
   depth 18 at 224 px 9.6 s vs 13.6 s, at 64 px 1.25 s vs 1.84 s. The res5 conv alone
   (16 x 512 x 14 x 14) 2.9 s vs 7.7 s (0.42 s vs 3.0 s on an idle machine).
+  "undilated" is the authors' TensorFlow network: each tap takes the offset of its
+  *undilated* neighbour (`expand_cir_shift`) while the conv samples at dilation 2; it departs
+  from eq. 6-7 and is offered to reproduce the released model (runs as "deform").
 """
 
 from __future__ import annotations
@@ -203,10 +206,10 @@ class LCDCNet(Backbone):
 
 @dataclass(frozen=True)
 class DCOptions(BackboneOptions):
-    """Options of `dc` (and, with `lcdc_form`, of `lcdc`); depth 18 or 50 only (see above)."""
+    """Options of `dc` (and, with `lcdc_form`, of `lcdc`); depth 18 or 50 only (see above).
+    `resize_range` follows `crop` as for every backbone: (crop, crop + 22) unless given."""
 
     depth: Literal[18, 50] = 50
-    resize_range: tuple[int, int] = (224, 246)
     fusion_width: int = APPEARANCE_CHANNELS
     fc_width: int = FEATURE_DIM
 
