@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from stages.cli import app
 from stages.common.errors import MotionsegError
 from stages.common.outputs import FRAME_STORE
+from stages.common.runtime import DeviceSettings
 from stages.common.stores import open_store, write_store
 from stages.features import extract
 from stages.features.checkpoint import save_checkpoint
@@ -107,6 +108,43 @@ def test_two_phase_extraction_equals_forward_features_on_every_window(
     np.testing.assert_allclose(fast, expected, rtol=1e-4, atol=1e-5)
     if num_frames > 1 and model.preprocessing.feature_window > 1:
         assert not np.allclose(fast[0], fast[num_frames // 2])
+
+
+@pytest.mark.parametrize(("prefetch", "batch_size"), [(1, 8), (3, 1)])
+def test_prefetched_blocks_and_device_settings_give_the_sequential_features(
+    tmp_path, monkeypatch, prefetch, batch_size
+):
+    """Reading frames ahead on a thread (and the CUDA-only speed settings, which must do
+    nothing on CPU) gives bit for bit the features of the sequential path, over 5 blocks
+    read in one piece each (batch 8) or in pieces of 4 frames (batch 1)."""
+    monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", 5)
+    write_frames(tmp_path / "v.zarr", num_frames=23)
+    write_checkpoint(tmp_path / "best.pt", "naive-temp-appear")
+    off = DeviceSettings(channels_last=False, tf32=False, cudnn_benchmark=False)
+    runs = {
+        "sequential": {"prefetch": 0, "settings": off},
+        "overlapped": {"prefetch": prefetch, "settings": DeviceSettings()},
+    }
+    features = {}
+    for name, kwargs in runs.items():
+        out = extract_features(
+            tmp_path / "best.pt",
+            tmp_path / "v.zarr",
+            tmp_path / f"{name}.zarr",
+            batch_size=batch_size,
+            echo=str,
+            **kwargs,
+        )
+        features[name] = open_store(out, ["features"])["features"][:]
+    assert features["sequential"].shape == (23, 1024)
+    np.testing.assert_array_equal(features["overlapped"], features["sequential"])
+
+
+def test_block_spans_cover_every_window(monkeypatch):
+    monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", 5)
+    # window 4: centre t needs t - 2 .. t + 1, clipped to the video
+    assert extract.block_spans(12, 4) == [(0, 6), (3, 11), (8, 12)]
+    assert extract.block_spans(3, 1) == [(0, 3)]
 
 
 def test_extract_many_stores_in_one_call(tmp_path):

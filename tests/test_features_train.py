@@ -17,6 +17,7 @@ from stages.common.errors import MotionsegError
 from stages.common.manifest import load_manifest
 from stages.common.outputs import FRAME_STORE
 from stages.common.stores import write_store
+from stages.features import train as train_module
 from stages.features.base import Preprocessing
 from stages.features.checkpoint import load_checkpoint
 from stages.features.snippets import SnippetDataset, build_windows
@@ -107,6 +108,8 @@ def test_windows_read_labels_at_stored_frames(toy):
     assert torch.equal(dataset[7][0], snippet)  # randomness is a function of (seed, epoch, index)
     dataset.epoch = 1
     assert not torch.equal(dataset[7][0], snippet)
+    assert torch.equal(dataset[(1, 7)][0], dataset[7][0])  # (epoch, index) keys
+    assert torch.equal(dataset[(0, 7)][0], snippet)
 
 
 def test_label_file_shorter_than_frames_names_the_video(toy):
@@ -269,6 +272,42 @@ def test_train_resumes_bit_for_bit(toy, tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
     assert len(_log(twice)) == 2
+
+
+def test_loader_workers_and_device_settings_do_not_change_the_result(toy, tmp_path):
+    """Two persistent workers (the epoch reaches them with the sample keys: epoch 2's
+    augmentation differs from epoch 1's) and the CUDA-only speed settings switched off give
+    the default run's weights bit for bit on CPU."""
+    runs = {
+        "default": {},
+        "workers": {"num_workers": 2},
+        "settings_off": {"channels_last": False, "tf32": False, "cudnn_benchmark": False},
+    }
+    outputs = {}
+    for name, extra in runs.items():
+        result = _train(toy, tmp_path / name, epochs=2, extra=extra)
+        assert result.exit_code == 0, result.output
+        outputs[name] = result.output
+    assert "0 loader workers" in outputs["default"] and "2 loader workers" in outputs["workers"]
+    base = torch.load(tmp_path / "default" / "epoch_002.pt", weights_only=True)
+    for name in ("workers", "settings_off"):
+        other = torch.load(tmp_path / name / "epoch_002.pt", weights_only=True)
+        assert all(torch.equal(base["state_dict"][k], v) for k, v in other["state_dict"].items())
+        assert [r["train_loss"] for r in base["history"]] == [
+            r["train_loss"] for r in other["history"]
+        ]
+
+
+def test_auto_loader_workers(monkeypatch):
+    """None: no worker on CPU; on CUDA every usable core but one, at most MAX_AUTO_WORKERS."""
+    config = TrainConfig()
+    assert config.workers(torch.device("cpu")) == 0
+    for cores, expected in [(1, 0), (4, 3), (64, train_module.MAX_AUTO_WORKERS)]:
+        monkeypatch.setattr(train_module, "usable_cores", lambda cores=cores: cores)
+        assert config.workers(torch.device("cuda")) == expected
+    assert TrainConfig(num_workers=5).workers(torch.device("cuda")) == 5
+    with pytest.raises(MotionsegError, match="num_workers"):
+        TrainConfig.from_dict({"num_workers": -1})
 
 
 def test_train_refuses_to_resume_a_different_run(toy, tmp_path):

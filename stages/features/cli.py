@@ -81,11 +81,21 @@ def extract_command(
         int, typer.Option(min=1, help="Windows per forward pass (frames encoded N x window).")
     ] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    prefetch: Annotated[
+        int, typer.Option(min=0, help="Pieces of frames read ahead of the model (0: none).")
+    ] = 2,
+    channels_last: Annotated[bool, typer.Option(help="CUDA: NHWC 2-D conv weights.")] = True,
+    tf32: Annotated[bool, typer.Option(help="CUDA: TF32 fp32 matmuls and convs.")] = True,
+    cudnn_benchmark: Annotated[bool, typer.Option(help="CUDA: cuDNN autotuning.")] = True,
 ) -> None:
     """Write one feature per frame of every frame store (centred windows, edge replication).
 
     The model is loaded once. The video id is the store name without `.zarr`.
     """
+    from stages.common.runtime import DeviceSettings
     from stages.features.extract import extract_many
 
-    extract_many(checkpoint, frames, out_dir, batch_size, device)
+    settings = DeviceSettings(channels_last, tf32, cudnn_benchmark)
+    extract_many(
+        checkpoint, frames, out_dir, batch_size, device, prefetch=prefetch, settings=settings
+    )

@@ -15,7 +15,9 @@ normalise with the model's mean/std. Because the resize target is absolute, fram
 than the crop (the demo's) work the same way.
 
 Randomness is a pure function of (seed, epoch, sample index), so an epoch's batches do not
-depend on worker count or on whether training was resumed.
+depend on worker count or on whether training was resumed. A sample can be asked for as
+`(epoch, index)`: loader workers that persist across epochs keep their own copy of the dataset,
+so the epoch has to travel with the index (`stages.features.train.EpochOrder`).
 """
 
 from __future__ import annotations
@@ -112,11 +114,16 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 def resize_crop(
     frames: torch.Tensor, size: int, crop: int, top: int | None = None, left: int | None = None
 ) -> torch.Tensor:
-    """Resize (T, 3, H, W) to size x size, then cut crop x crop at (top, left) (default: centre)."""
+    """Resize (T, 3, H, W) to size x size, then cut crop x crop at (top, left) (default: centre).
+
+    The result is contiguous (T, 3, crop, crop). Frames come from (T, H, W, 3) arrays, so
+    without the copy they would keep a channels-last layout; loader workers collate batches
+    into contiguous shared memory, and convolutions on the two layouts differ in the last bits.
+    """
     frames = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
     top = (size - crop) // 2 if top is None else top
     left = (size - crop) // 2 if left is None else left
-    return frames[:, :, top : top + crop, left : left + crop]
+    return frames[:, :, top : top + crop, left : left + crop].contiguous()
 
 
 def normalise(frames: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
@@ -181,12 +188,14 @@ class SnippetDataset(torch.utils.data.Dataset):
                 self._open.popitem(last=False)
         return self._open[video_id]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """Sample `index` (of epoch `self.epoch`) or `(epoch, index)`."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         window = self.windows[index]
         length = self.prep.snippet_length
         frames = self._frames(window.video_id)[window.start : window.start + length]
         if self.train:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, index])
             snippet = train_transform(frames, self.prep, rng)
         else:
             snippet = eval_transform(frames, self.prep)

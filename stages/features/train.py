@@ -26,7 +26,14 @@ snippets, cross-entropy. Choices the paper leaves open:
   the validation windows at the same number (evenly spaced, fixed across epochs);
 - disk: each epoch writes `epoch_NNN.pt`; older ones are deleted except the best so far
   (`keep_all_epochs: true` keeps them all), since a ResNet-50 checkpoint with its momentum
-  buffers is ~200 MB.
+  buffers is ~200 MB;
+- input: `num_workers` None (auto) gives loader worker processes only on CUDA, where the CPU
+  is otherwise idle (all usable cores but one, at most `MAX_AUTO_WORKERS`); on CPU the model's
+  own threads use the cores and reading a snippet is a small share of a step (measured in
+  `benchmarks/bench_pipeline.py`), so it loads in the training process. Workers persist
+  across epochs and pin memory on CUDA. Worker count never changes the result (tested);
+- CUDA speed settings `channels_last`, `tf32`, `cudnn_benchmark`
+  (`stages.common.runtime.DeviceSettings`), none of which acts on CPU.
 
 A rerun resumes after the newest epoch checkpoint. All randomness is a function of the seed
 and the epoch, so an interrupted and resumed run gives the same weights as an uninterrupted one
@@ -55,7 +62,14 @@ from stages.common.errors import MotionsegError
 from stages.common.manifest import Manifest
 from stages.common.options import check_options
 from stages.common.outputs import TRAINING_LOG
-from stages.common.runtime import autocast, make_optimizer, resolve_device
+from stages.common.runtime import (
+    DeviceSettings,
+    apply_device_settings,
+    autocast,
+    make_optimizer,
+    resolve_device,
+    usable_cores,
+)
 from stages.common.seeding import seed_everything
 from stages.features.base import Backbone
 from stages.features.checkpoint import link_atomically, load_checkpoint, save_checkpoint
@@ -65,6 +79,7 @@ from stages.features.snippets import SnippetDataset, build_windows
 EPOCH_FILE = re.compile(r"epoch_(\d{3,})\.pt")
 LOG_COLUMNS = ("epoch", "train_loss", "train_acc", "val_acc", "lr", "seconds")
 DEFAULT_PURITY = 0.7
+MAX_AUTO_WORKERS = 8  # cap of the auto choice; gpu_check.sh shows whether they keep up
 
 
 @dataclass(frozen=True)
@@ -83,9 +98,12 @@ class TrainConfig:
     purity: float | None = None
     val_fraction: float = 0.1
     max_snippets_per_epoch: int | None = None
-    num_workers: int = 0
+    num_workers: int | None = None
     device: str = "auto"
     amp: bool | None = None
+    channels_last: bool = True
+    tf32: bool = True
+    cudnn_benchmark: bool = True
     keep_all_epochs: bool = False
     bn_batches: int = 0
 
@@ -98,12 +116,26 @@ class TrainConfig:
             raise MotionsegError(f"bn_batches must be >= 0, got {config.bn_batches}")
         if not 0 <= config.val_fraction < 1:
             raise MotionsegError(f"val_fraction must be in [0, 1), got {config.val_fraction}")
+        if config.num_workers is not None and config.num_workers < 0:
+            raise MotionsegError(f"num_workers must be >= 0, got {config.num_workers}")
         return config
 
     def affects_result(self) -> dict[str, Any]:
         """The options a resumed run must share with the run it continues."""
         ignored = {"epochs", "num_workers", "device", "amp", "keep_all_epochs"}
+        ignored |= {f.name for f in dataclasses.fields(DeviceSettings)}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+
+    def device_settings(self) -> DeviceSettings:
+        return DeviceSettings(self.channels_last, self.tf32, self.cudnn_benchmark)
+
+    def workers(self, device: torch.device) -> int:
+        """Loader worker processes: `num_workers`, or the auto choice (module docstring)."""
+        if self.num_workers is not None:
+            return self.num_workers
+        if device.type != "cuda":
+            return 0
+        return max(0, min(MAX_AUTO_WORKERS, usable_cores() - 1))
 
 
 def choose_validation(
@@ -167,13 +199,49 @@ def _evenly_spaced(count: int, cap: int | None) -> list[int]:
     return np.linspace(0, count - 1, cap).round().astype(int).tolist()
 
 
-def _loader(dataset: SnippetDataset, order: list[int], config: TrainConfig, device: torch.device):
+class EpochOrder(torch.utils.data.Sampler):
+    """The samples of the current epoch as `(epoch, index)` keys, in the order last set.
+
+    The loader asks its sampler for a fresh iterator in the main process every epoch, so
+    persistent workers get each epoch's order and epoch number with the keys.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.order: list[int] = []
+
+    def set(self, epoch: int, order: Sequence[int]) -> None:
+        self.epoch, self.order = epoch, list(order)
+
+    def __iter__(self):
+        return ((self.epoch, index) for index in self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def snippet_loader(
+    dataset: SnippetDataset,
+    sampler: EpochOrder,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    seed: int = 0,
+) -> torch.utils.data.DataLoader:
+    """The training/validation loader: `workers` persistent processes, pinned memory on CUDA.
+
+    Samples depend only on (seed, epoch, index) (`stages.features.snippets`), so batches are
+    the same with any number of workers; the loader's own generator (it seeds the workers'
+    torch RNG) is seeded and does not draw from the global one the model's training uses.
+    """
     return torch.utils.data.DataLoader(
         dataset,
-        batch_size=config.batch_size,
-        sampler=order,
-        num_workers=config.num_workers,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
         pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -270,6 +338,7 @@ def train_backbone(
     val_set = SnippetDataset(val_windows, frames_dir, prep, train=False)
 
     model.to(device)
+    apply_device_settings(model, device, config.device_settings())
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(
         params, config.optimizer, config.lr, config.weight_decay, config.momentum
@@ -297,18 +366,22 @@ def train_backbone(
     if done:
         history = _resume(epoch_path(out_dir, done[-1]), identity, model, optimizer, scheduler)
         echo(f"resuming after epoch {done[-1]} from {epoch_path(out_dir, done[-1])}")
+    workers = config.workers(device)
     echo(
         f"{backbone}: {len(fit_windows)} training snippets ({len(fit_ids)} videos), "
-        f"{len(val_windows)} validation snippets ({len(val_ids)} videos), device {device}"
+        f"{len(val_windows)} validation snippets ({len(val_ids)} videos), device {device}, "
+        f"{workers} loader workers"
     )
 
+    fit_order, val_order = EpochOrder(), EpochOrder()
+    val_order.set(0, range(len(val_set)))
+    fit_loader = snippet_loader(fit_set, fit_order, config.batch_size, workers, device, seed)
+    val_loader = snippet_loader(val_set, val_order, config.batch_size, workers, device, seed)
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
-        fit_set.epoch = epoch
         order = np.random.default_rng([seed, epoch]).permutation(len(fit_set))
-        order = order[:cap].tolist()
+        fit_order.set(epoch, order[:cap].tolist())
         lr = optimizer.param_groups[0]["lr"]
-        fit_loader = _loader(fit_set, order, config, device)
         loss, acc = run_epoch(model, fit_loader, device, config.amp, optimizer)
         if config.bn_batches:
             bn_order = np.random.default_rng([seed, epoch, 1]).permutation(len(fit_set))
@@ -318,7 +391,6 @@ def train_backbone(
             )
         val_acc = None
         if len(val_set):
-            val_loader = _loader(val_set, list(range(len(val_set))), config, device)
             val_acc = run_epoch(model, val_loader, device, config.amp)[1]
         scheduler.step()
         row = {
