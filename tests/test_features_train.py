@@ -243,7 +243,7 @@ def test_train_cli_writes_checkpoints_log_and_best(toy, tmp_path):
     assert best["classes"] == list(CLASSES) and best["num_classes"] == 3
     assert best["preprocessing"]["snippet_length"] == 4
     accs = [float(r["val_acc"]) for r in rows]
-    assert best["epoch"] == 1 + accs.index(max(accs))
+    assert best["epoch"] == len(accs) - accs[::-1].index(max(accs))  # the latest on ties
     assert best["val_acc"] == pytest.approx(max(accs))
     for key in ("optimizer", "scheduler", "state_dict", "history"):
         assert key in best
@@ -272,6 +272,19 @@ def test_train_resumes_bit_for_bit(toy, tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
     assert len(_log(twice)) == 2
+
+
+def test_bn_batches_change_only_the_batchnorm_statistics(toy, tmp_path):
+    """Re-estimation touches running statistics, never weights or the training randomness."""
+    assert _train(toy, tmp_path / "plain", epochs=2).exit_code == 0
+    result = _train(toy, tmp_path / "bn", epochs=2, extra={"bn_batches": 2})
+    assert result.exit_code == 0, result.output
+    plain = torch.load(tmp_path / "plain" / "epoch_002.pt", weights_only=True)["state_dict"]
+    bn = torch.load(tmp_path / "bn" / "epoch_002.pt", weights_only=True)["state_dict"]
+    stats = [k for k in plain if k.endswith(("running_mean", "running_var"))]
+    assert stats and any(not torch.equal(plain[k], bn[k]) for k in stats)
+    weights = [k for k in plain if not k.endswith(("running_mean", "running_var", "tracked"))]
+    assert all(torch.equal(plain[k], bn[k]) for k in weights)
 
 
 def test_loader_workers_and_device_settings_do_not_change_the_result(toy, tmp_path):

@@ -385,10 +385,8 @@ def train_backbone(
         loss, acc = run_epoch(model, fit_loader, device, config.amp, optimizer)
         if config.bn_batches:
             bn_order = np.random.default_rng([seed, epoch, 1]).permutation(len(fit_set))
-            bn_order = bn_order[: config.bn_batches * config.batch_size].tolist()
-            reestimate_batchnorm(
-                model, _loader(fit_set, bn_order, config, device), device, config.amp
-            )
+            fit_order.set(epoch, bn_order[: config.bn_batches * config.batch_size].tolist())
+            reestimate_batchnorm(model, fit_loader, device, config.amp)
         val_acc = None
         if len(val_set):
             val_acc = run_epoch(model, val_loader, device, config.amp)[1]
