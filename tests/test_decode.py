@@ -363,6 +363,8 @@ def test_rotation_with_resize_keeps_the_displayed_aspect(make_video) -> None:
     assert frames.shape == (2, 32, 16, 3)  # portrait: 16 wide (short side), 32 high
 
 
+# warnings.catch_warnings (zarr's consolidate) is not thread-safe: a racing thread may see it
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
 def test_racing_decodes_of_one_store_leave_one_store_and_no_temporary(
     synthetic_video, tmp_path: Path
 ) -> None:

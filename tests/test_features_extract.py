@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +282,33 @@ def test_non_finite_features_are_refused_before_the_store_is_written(tmp_path, b
     ):
         extract_features(tmp_path / "best.pt", frames, tmp_path / "f.zarr", echo=lambda _: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "v.zarr"]
+
+
+def test_frozen_extraction_uses_the_given_pretrained_weights(tmp_path):
+    """`--backbone` without checkpoint: features from the weights file the test wrote itself
+    equal the definition computed on a model those weights were loaded into by hand."""
+    import torchvision
+
+    frames = write_frames(tmp_path / "v.zarr", 9)
+    torch.manual_seed(3)
+    pretrained = torchvision.models.resnet18(weights=None)
+    with torch.no_grad():
+        for bn in (m for m in pretrained.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.normal_(0, 0.1)  # statistics that differ from a fresh init
+    torch.save(pretrained.state_dict(), tmp_path / "pretrained.pt")
+    options = {**SMALL, "weights": str(tmp_path / "pretrained.pt")}
+    args = ["features", "extract", "--backbone", "resnet", "--options", json.dumps(options)]
+    args += [str(tmp_path / "v.zarr"), "--out-dir", str(tmp_path / "frozen")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    by_hand = build_backbone("resnet", 3, weights="none", **SMALL).eval()
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("fc.")}
+    by_hand.trunk.load_state_dict(state, strict=False)
+    centres = np.arange(len(frames))
+    expected = window_features(by_hand, eval_transform(frames, by_hand.preprocessing), centres)
+    store = open_store(tmp_path / "frozen" / "v.zarr")
+    np.testing.assert_allclose(store["features"][:], expected, rtol=1e-4, atol=1e-5)
+    attrs = dict(store.attrs)
+    assert attrs["frozen"] is True and attrs["checkpoint"] is None
+    assert attrs["weights"] == str(tmp_path / "pretrained.pt")

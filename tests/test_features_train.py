@@ -336,3 +336,19 @@ def test_train_cli_bad_json_is_one_line_error(toy, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "--options" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("best.pt", b"my own notes"), ("train_log.csv", b"a,b\n1,2\n"), ("epoch_002.pt", b"x")],
+)
+def test_files_in_the_checkpoint_folder_that_are_not_ours_stop_it_before_training(
+    toy, tmp_path, name, content
+):
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / name).write_bytes(content)
+    result = _train(toy, out, epochs=1)
+    assert result.exit_code == 1 and "refusing to replace" in result.output, result.output
+    assert name in result.output and [p.name for p in out.iterdir()] == [name]
+    assert (out / name).read_bytes() == content

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from stages.cli import app
 from stages.common.manifest import load_manifest
 from stages.common.outputs import FEATURE_STORE
+from stages.common.scalars import tensorboard_available
 from stages.common.stores import write_store
 from stages.heads.data import feature_sample_rate, nearest_rows
 from stages.heads.predict import load_model
@@ -91,7 +92,14 @@ def test_train_cli_learns_an_easy_task_and_writes_every_file(dataset, head):
     out = dataset["tmp"] / "run0"
     result = runner.invoke(app, _train_args(dataset, head, out, FAST))
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"model.pt", "run.json", "pred", "gt", "native"}
+    curves = {"tensorboard"} if tensorboard_available() else set()
+    assert {p.name for p in out.iterdir()} == {
+        "model.pt",
+        "run.json",
+        "pred",
+        "gt",
+        "native",
+    } | curves
     correct = total = 0
     for video in ("v0", "v1"):
         pred, gt = _read(out / "pred" / f"{video}.txt"), _read(out / "gt" / f"{video}.txt")

@@ -84,7 +84,8 @@ def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path)
     result = runner.invoke(app, ["report", str(tree), str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "confusion", "index.html", "metrics.csv", "plots", "report.json", "table.csv",
+        "confusion", "index.html", "metrics.csv", "plots", "provenance.json", "report.json",
+        "table.csv",
         "table.md",
     ]  # fmt: skip
     assert not list(tmp_path.glob(".report*")), "temporary folder left behind"
@@ -135,7 +136,7 @@ def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path)
     page = (out / "index.html").read_text()
     for video in videos:
         assert f'src="plots/{video}.png"' in page
-    assert page.count("<table") == 3  # two conventions, per-class accuracy
+    assert page.count("<table") == 4  # per-video, pooled, per-class, provenance
     assert "lcdc + st-cnn" in page
     assert "demo" in page  # dataset name taken from results/demo/predictions
 
@@ -269,6 +270,51 @@ def test_report_only_given_runs(tree: Path, tmp_path: Path):
     )
     assert missing.exit_code == 1
     assert "nope" in missing.output
+
+
+def test_provenance_names_settings_features_and_wall_times(tree: Path, tmp_path: Path):
+    """Settings from run.json, the backbone from its feature store, the final epoch from the
+    checkpoint's log, and wall seconds summed per stage from the benchmark tables."""
+    from stages import __version__
+    from stages.common.outputs import FEATURE_STORE
+    from stages.common.stores import write_store
+
+    checkpoint = tmp_path / "models" / "split1" / "best.pt"
+    checkpoint.parent.mkdir(parents=True)
+    (checkpoint.parent / "train_log.csv").write_text(
+        "epoch,train_loss,train_acc,val_acc,lr,seconds\n1,2.0,0.1,0.2,0.001,9\n2,1.25,0.4,0.5,0.001,9\n"
+    )
+    features = tmp_path / "features" / "lcdc" / "split1"
+    attrs = {"backbone": "lcdc", "weights": "imagenet", "checkpoint": str(checkpoint)}
+    arrays = {"features": (np.zeros((2, 3)), ("t", "c"), (2, 3))}
+    write_store(features / "vid_a.zarr", arrays, attrs, FEATURE_STORE)
+    run_json = {"head": "ed-tcn", "options": {"filter_length": 9}, "train": {"lr": 0.01},
+                "seed": 1, "device": "cpu", "manifest": "data_manifests/demo", "split": "1",
+                "features": str(features), "final_train_loss": 0.123456}  # fmt: skip
+    (tree / "lcdc/ed-tcn/split1/run1/run.json").write_text(json.dumps(run_json))
+    bench = tmp_path / "benchmarks"
+    for stage, seconds in (("decode/a", 1.5), ("decode/b", 2.5), ("train_head/x", 7.0)):
+        (bench / stage).parent.mkdir(parents=True, exist_ok=True)
+        (bench / f"{stage}.tsv").write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:01\t10\n")
+    out = tmp_path / "report"
+    args = ["report", str(tree), str(out), "--benchmarks", str(bench), "--rate", "native"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["code_version"].startswith(("git ", f"motionseg {__version__}"))
+    assert prov["label_rate"] == "native"
+    model = prov["models"]["lcdc + ed-tcn"]
+    assert model["head_options"] == {"filter_length": 9} and model["train"] == {"lr": 0.01}
+    assert model["manifest"] == "data_manifests/demo" and 0.1235 in model["final_train_loss"]
+    backbone = model["backbone_by_split"]["1"]
+    assert backbone["weights"] == "imagenet" and backbone["checkpoint"] == str(checkpoint)
+    assert backbone["final_epoch"] == {"epoch": "2", "train_loss": "1.25", "val_acc": "0.5"}
+    times = {t["stage"]: (t["jobs"], t["total_s"]) for t in prov["stage_times"]}
+    assert times == {"decode": (2, 4.0), "train_head": (1, 7.0)}
+    page = (out / "index.html").read_text()
+    assert "<h2>Provenance</h2>" in page and "train_log.csv</a>" in page
+    assert "## Provenance" in (out / "table.md").read_text()
 
 
 def test_splits_with_any_name_are_reported(tree: Path, tmp_path: Path):

@@ -199,3 +199,18 @@ def test_demo_end_to_end_on_tiny_config(tmp_path: Path) -> None:
     target = str(store.relative_to(tmp_path))
     redo = planned_jobs(snakemake(*common, "-n", "results/tiny", target).stdout)
     assert redo == {"extract_features_tiny": 1, "train_head": 1, "report": 1}
+
+
+def test_frozen_backbone_is_extracted_once_per_video_for_all_splits(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((REPO / "pipeline/config/demo.yaml").read_text())
+    cfg["dataset"] = "frozen"
+    cfg["backbones"] = {"resnet": {**cfg["backbones"]["resnet"], "train": False}}
+    config_file = tmp_path / "frozen.yaml"
+    config_file.write_text(yaml.safe_dump(cfg))
+    args = ["--config", f"dataset_configs=[{config_file}]", "--directory", str(tmp_path)]
+    proc = snakemake(*args, "-s", str(REPO / "Snakefile"), "-n", "results/frozen")
+    jobs = planned_jobs(proc.stdout)
+    n_videos, n_splits = cfg["synthesize"]["videos"], len(cfg["splits"])
+    assert jobs["extract_frozen"] == n_videos
+    assert "train_backbone" not in jobs and "extract_features_frozen" not in jobs
+    assert jobs["train_head"] == len(cfg["heads"]) * n_splits * cfg["runs"]

@@ -40,7 +40,8 @@ def _load_dataset_configs() -> dict:
         if name in datasets:
             raise MotionsegError(f"{path}: dataset {name!r} is configured twice")
         # Manifests ship with the workflow: relative paths are relative to the Snakefile.
-        cfg["manifest"] = str(Path(workflow.basedir) / cfg["manifest"])
+        if "manifest" in cfg:
+            cfg["manifest"] = str(Path(workflow.basedir) / cfg["manifest"])
         datasets[name] = cfg
     return datasets
 
@@ -55,7 +56,28 @@ def cfg(dataset: str) -> dict:
 
 def is_prepared(dataset: str) -> bool:
     """Synthesized and imported datasets get their data root made by rule prepare_dataset."""
-    return "synthesize" in cfg(dataset) or "import" in cfg(dataset)
+    return any(key in cfg(dataset) for key in ("synthesize", "import", "precomputed"))
+
+
+def is_precomputed(dataset: str) -> bool:
+    """Features come with the data (MS-TCN layout): no decode, no backbone."""
+    return "precomputed" in cfg(dataset)
+
+
+def precomputed_args(dataset: str) -> str:
+    """`motionseg data import mstcn` flags from a config's `precomputed` entry."""
+    pre = cfg(dataset)["precomputed"]
+    flags = [f"--name {dataset}", f"--features-name {pre['features']}"]
+    flags += [f"--background {b}" for b in pre.get("background", [])]
+    flags += [f"--fps {pre['fps']}"] if "fps" in pre else []
+    flags += [f"--h5 {precomputed_h5(dataset)}"] if "h5" in pre else []
+    flags += [f"--expect-{k} {n}" for k, n in pre.get("expect", {}).items()]
+    return " ".join(flags)
+
+
+def precomputed_h5(dataset: str) -> Path:
+    """The config's HDF5 file; a relative path is relative to the dataset root."""
+    return Path(cfg(dataset)["root"]) / cfg(dataset)["precomputed"]["h5"]
 
 
 def data_root(dataset: str) -> str:
@@ -74,7 +96,23 @@ def decode_fps(dataset: str) -> float:
 @cache
 def manifest(dataset: str):
     c = cfg(dataset)
+    if is_precomputed(dataset):
+        return precomputed_manifest(dataset)
     return load_manifest(c["manifest"], data_root(dataset), c.get("granularity"))
+
+
+def precomputed_manifest(dataset: str):
+    """The manifest the import wrote, or, before it ran, the one it will write (planned from
+    the MS-TCN folder's mapping and bundles, no feature data read)."""
+    from stages.data.mstcn import MANIFEST_DIR, planned_manifest, scan_layout
+
+    out = Path(data_root(dataset))
+    if (out / MANIFEST_DIR / "dataset.yaml").is_file():
+        return load_manifest(out / MANIFEST_DIR, out)
+    pre = cfg(dataset)["precomputed"]
+    h5 = precomputed_h5(dataset) if "h5" in pre else None
+    layout = scan_layout(Path(cfg(dataset)["root"]), pre.get("background", []), h5)
+    return planned_manifest(layout, out, dataset, pre.get("fps", 15))
 
 
 def splits(dataset: str) -> list[str]:
@@ -126,11 +164,33 @@ def dataset_args(dataset: str) -> str:
     return f"--manifest {m.directory} --root {m.root} --granularity {m.granularity}"
 
 
+def is_frozen(dataset: str, backbone: str) -> bool:
+    """A backbone entry with `train: false`: features from its initial weights, no training."""
+    return model_cfg(dataset, "backbones", backbone).get("train") is False
+
+
+def feature_dir(dataset: str, backbone: str, split: str) -> str:
+    """Per-split stores of a fine-tuned backbone. Frozen and precomputed features do not depend
+    on the split: one store per video, read by every split's heads."""
+    if is_precomputed(dataset):
+        return f"{data_root(dataset)}/features"
+    if is_frozen(dataset, backbone):
+        return paths.frozen_feature_dir(dataset, backbone)
+    return paths.feature_dir(dataset, backbone, split)
+
+
+def feature_names(dataset: str) -> list[str]:
+    """Backbone labels of the results: the configured backbones, or the precomputed features."""
+    if is_precomputed(dataset):
+        return [cfg(dataset)["precomputed"]["features"]]
+    return list(cfg(dataset)["backbones"])
+
+
 def all_runs(dataset: str) -> list[str]:
     c = cfg(dataset)
     return [
         paths.run_dir(dataset, b, h, s, r)
-        for b in c["backbones"]
+        for b in feature_names(dataset)
         for h in c["heads"]
         for s in splits(dataset)
         for r in runs(dataset)
@@ -138,10 +198,14 @@ def all_runs(dataset: str) -> list[str]:
 
 
 def prepare_command(wildcards, output) -> str:
-    """`motionseg data synth` (demo) or `motionseg data import` for rule prepare_dataset."""
+    """`motionseg data synth` (demo), `motionseg data import` or, for precomputed features,
+    `motionseg data import mstcn` for rule prepare_dataset."""
     c = cfg(wildcards.dataset)
     if "synthesize" in c:  # unset keys take the command's defaults
         return f"motionseg data synth {output[0]} {cli_flags(c['synthesize'])}"
+    if is_precomputed(wildcards.dataset):
+        args = precomputed_args(wildcards.dataset)
+        return f"motionseg data import mstcn {c['root']} --out {output[0]} {args}"
     imp = c["import"]
     flags = cli_flags(imp.get("options", {}))
     return f"motionseg data import {imp['format']} {c['root']} --out {output[0]} {flags}"

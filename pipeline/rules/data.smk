@@ -1,5 +1,6 @@
-# Make the data root a manifest points into: synthesize it (demo) or import the user's
-# download (labels converted to per-frame files). Then check it before any heavy work.
+# Make the data root a manifest points into: synthesize it (demo), import the user's
+# download (labels converted to per-frame files) or their precomputed MS-TCN-layout features
+# (feature stores, aligned labels, manifest). Then check it before any heavy work.
 
 
 rule prepare_dataset:

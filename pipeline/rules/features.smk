@@ -1,5 +1,6 @@
 # Fine-tune one backbone per split on that split's training videos, then extract one feature
-# per sampled frame for every video with that split's model. Both hold a GPU (`gpu` resource,
+# per sampled frame for every video with that split's model; frozen backbones skip training
+# and are extracted once per video. Both hold a GPU (`gpu` resource,
 # which the SLURM executor turns into a GPU request) unless the dataset config says `gpu: false`.
 
 
@@ -40,7 +41,7 @@ rule train_backbone:
 # stores, so the rule is generated per dataset (outputs must be static patterns) and named
 # extract_features_<dataset>; deleting one store re-runs that job, the heads of that
 # backbone/split and the report, nothing else.
-for _dataset in DATASETS:
+for _dataset in (d for d in DATASETS if not is_precomputed(d)):
     _videos = manifest(_dataset).video_ids
 
     rule:
@@ -70,3 +71,31 @@ for _dataset in DATASETS:
         shell:
             "OMP_NUM_THREADS={threads} motionseg features extract {input.checkpoint} "
             "{input.frames} --out-dir {params.outdir} &> {log}"
+
+
+# A frozen backbone (`train: false`) has no checkpoint: its features come from its initial
+# weights and do not depend on the split, so each video is extracted once and every split's
+# heads read the same store.
+rule extract_frozen:
+    input:
+        frames=lambda w: paths.frame_store(w.dataset, w.video),
+    output:
+        directory(f"{paths.frozen_feature_dir('{dataset}', '{backbone}')}/{{video}}.zarr"),
+    params:
+        name=lambda w: model_cfg(w.dataset, "backbones", w.backbone)["name"],
+        options=lambda w: as_json(model_cfg(w.dataset, "backbones", w.backbone).get("options")),
+        outdir=lambda w: paths.frozen_feature_dir(w.dataset, w.backbone),
+    threads: lambda w: torch_threads(w.dataset)
+    resources:
+        gpu=lambda w: gpus(w.dataset),
+        mem_mb=16000,
+        runtime=60,
+    log:
+        "logs/{dataset}/extract/{backbone}/frozen/{video}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/extract/{backbone}/frozen/{video}.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} motionseg features extract --backbone {params.name} "
+        "--options '{params.options}' {input.frames} --out-dir {params.outdir} &> {log}"

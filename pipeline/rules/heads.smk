@@ -4,15 +4,18 @@
 
 rule train_head:
     input:
-        lambda w: [
-            paths.feature_store(w.dataset, w.backbone, w.split, v)
+        # Precomputed features: the import's data root, which holds all stores.
+        lambda w: [data_root(w.dataset)]
+        if is_precomputed(w.dataset)
+        else [
+            f"{feature_dir(w.dataset, w.backbone, w.split)}/{v}.zarr"
             for v in manifest(w.dataset).video_ids
         ],
     output:
         directory(paths.run_dir("{dataset}", "{backbone}", "{head}", "{split}", "{run}")),
     params:
         dataset=lambda w: dataset_args(w.dataset),
-        features=lambda w: paths.feature_dir(w.dataset, w.backbone, w.split),
+        features=lambda w: feature_dir(w.dataset, w.backbone, w.split),
         name=lambda w: model_cfg(w.dataset, "heads", w.head)["name"],
         options=lambda w: as_json(model_cfg(w.dataset, "heads", w.head).get("options")),
         train=lambda w: as_json(model_cfg(w.dataset, "heads", w.head).get("train")),

@@ -29,4 +29,5 @@ rule report:
         "motionseg report {params.predictions} {output} "
         "--classes {params.classes} {params.background} {params.motion_only} "
         "--rate {params.rate} --span {params.span} "
-        "--dataset {wildcards.dataset} {params.runs} &> {log}"
+        "--dataset {wildcards.dataset} {params.runs} "
+        "--benchmarks results/benchmarks/{wildcards.dataset} &> {log}"

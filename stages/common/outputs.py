@@ -61,3 +61,21 @@ LABEL_FILE = OutputKind(
     Path.is_file,
 )
 VIDEO_LINK = OutputKind("video link", "a symbolic link made by an import", Path.is_symlink)
+
+
+def _is_npy(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(6) == b"\x93NUMPY"
+    except OSError:
+        return False
+
+
+EXPORTED_ARRAY = OutputKind(
+    "exported feature array", "a .npy file (numpy's magic bytes) written by an export", _is_npy
+)
+LAYOUT_FILE = OutputKind(
+    "MS-TCN layout file",
+    "a regular file (exported bundles and mapping are derived data, rewritten on rerun)",
+    Path.is_file,
+)

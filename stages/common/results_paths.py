@@ -51,6 +51,12 @@ def feature_store(dataset: str, backbone: str, split: str, video: str) -> str:
     return f"{feature_dir(dataset, backbone, split)}/{video}.zarr"
 
 
+def frozen_feature_dir(dataset: str, backbone: str) -> str:
+    """A frozen backbone's stores: one per video, shared by every split (`frozen` is not a
+    split folder, which always starts with `split`)."""
+    return f"results/features/{dataset}/{backbone}/frozen"
+
+
 def predictions_dir(dataset: str) -> str:
     return f"results/predictions/{dataset}"
 

@@ -45,7 +45,7 @@ def create_array(
         or zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
     )
     if attrs:
-        arr.attrs.update(dict(attrs))
+        arr.update_attributes(dict(attrs))
     return arr
 
 
@@ -68,7 +68,8 @@ def write_store(
         for name, (data, dims, chunks) in arrays.items():
             arr = create_array(group, name, data.shape, data.dtype, dims, chunks)
             arr[...] = data
-        group.attrs.update({**dict(attrs), "motionseg_version": __version__})
+        # One metadata write: `attrs.update` rewrites zarr.json once per key (zarr 3).
+        group.update_attributes({**dict(attrs), "motionseg_version": __version__})
         consolidate(tmp)
     return dest
 

@@ -1,4 +1,4 @@
-"""Commands for real datasets: `data import {50salads,gtea,generic}` and `data check`.
+"""Commands for real datasets: `data import {50salads,gtea,mstcn,generic}` and `data check`.
 
 Mounted on the data stage's app by `stages/data/cli.py`. Warnings go to stderr, one line each;
 problems with the input raise `MotionsegError` (one line, exit 1).
@@ -94,6 +94,59 @@ def import_gtea_command(
     for line in report.warnings:
         typer.echo(f"warning: {line}", err=True)
     _warn(report.missing_videos, "video not found below ROOT")
+
+
+@import_app.command("mstcn")
+def import_mstcn_command(
+    root: Annotated[
+        Path, typer.Argument(help="MS-TCN folder: features/, groundTruth/, splits/, mapping.txt.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Data root to write (features/, groundTruth/, manifest/).")
+    ],
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: OUT's name).")] = None,
+    background: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Background class (repeatable) (default: SIL/background/action_start/"
+            "action_end, those in the mapping)."
+        ),
+    ] = None,
+    fps: Annotated[float, typer.Option(help="Rate of the features (I3D files: 15).")] = 15,
+    h5: Annotated[
+        Path | None, typer.Option(help="One HDF5 file with a (D, T) dataset per video instead.")
+    ] = None,
+    features_name: Annotated[str, typer.Option(help="Name of the features in results.")] = "i3d",
+    expect_videos: Annotated[int | None, typer.Option(help="Warn unless this many videos.")] = None,
+    expect_classes: Annotated[
+        int | None, typer.Option(help="Warn unless this many classes.")
+    ] = None,
+    expect_splits: Annotated[int | None, typer.Option(help="Warn unless this many splits.")] = None,
+) -> None:
+    """Precomputed features (MS-TCN layout) -> feature stores, aligned labels and a manifest."""
+    from stages.data.mstcn import import_mstcn
+
+    start = time.perf_counter()
+    expect = {"videos": expect_videos, "classes": expect_classes, "splits": expect_splits}
+    report = import_mstcn(
+        root,
+        out,
+        name,
+        background or (),
+        fps,
+        h5,
+        features_name,
+        {k: v for k, v in expect.items() if v is not None},
+    )
+    meta = report.manifest
+    typer.echo(
+        f"imported {len(report.frames)} videos ({sum(report.frames.values())} frames, "
+        f"{len(meta.classes)} classes, {len(meta.splits)} splits, background "
+        f"{list(meta.classes.background)}) in {time.perf_counter() - start:.1f} s; manifest "
+        f"{meta.directory}"
+    )
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
 
 
 @import_app.command("generic")

@@ -19,6 +19,7 @@ import numpy as np
 from stages.common.atomic import atomic_path, check_destination
 from stages.common.errors import MotionsegError, input_error
 from stages.common.outputs import FRAME_STORE
+from stages.common.progress import Progress
 from stages.decode.frame_store import FrameStoreWriter, read_frames
 from stages.decode.probe import (
     VideoInfo,
@@ -126,26 +127,29 @@ def decode_video(
         target: tuple[int, int] | None = None
         rotation: int | None = None
         decoded = discarded = 0
-        try:
-            for packet in container.demux(stream):
-                discarded += bool(packet.size and packet.is_discard)
-                for frame in packet.decode():
-                    relative = sampler(frame.time)
-                    if relative is not None:
-                        rotation = check_rotation(path, frame, rotation)
-                        upright = rotated_size(frame.width, frame.height, rotation)
-                        target = target or output_size(*upright, size)
-                        writer.append(upright_rgb(frame, target, rotation))
-                        indices.append(decoded)
-                        times.append(relative)
-                    decoded += 1
-        except av.FFmpegError as err:
-            raise input_error(
-                path,
-                f"corrupt or truncated video: decoding failed after {decoded} frames "
-                f"({ffmpeg_message(err)})",
-            ) from None
-        _check_complete(path, decoded + discarded, container, stream, source_fps)
+        # The header's frame count (0 when absent) is only the progress total.
+        with Progress(f"decode {path.name}", stream.frames or 0, "frames") as progress:
+            try:
+                for packet in container.demux(stream):
+                    discarded += bool(packet.size and packet.is_discard)
+                    for frame in packet.decode():
+                        relative = sampler(frame.time)
+                        if relative is not None:
+                            rotation = check_rotation(path, frame, rotation)
+                            upright = rotated_size(frame.width, frame.height, rotation)
+                            target = target or output_size(*upright, size)
+                            writer.append(upright_rgb(frame, target, rotation))
+                            indices.append(decoded)
+                            times.append(relative)
+                        decoded += 1
+                        progress.update(kept=len(indices))
+            except av.FFmpegError as err:
+                raise input_error(
+                    path,
+                    f"corrupt or truncated video: decoding failed after {decoded} frames "
+                    f"({ffmpeg_message(err)})",
+                ) from None
+            _check_complete(path, decoded + discarded, container, stream, source_fps)
         writer.close(
             np.asarray(indices, dtype=np.int64),
             {

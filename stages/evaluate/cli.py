@@ -129,6 +129,10 @@ def report(
         typer.Option(help="Only these run folders (repeatable); default: every run found."),
     ] = None,
     span: SpanOption = "video",
+    benchmarks: Annotated[
+        Path | None,
+        typer.Option(help="Snakemake benchmark tables for the wall time per stage (provenance)."),
+    ] = None,
     motion_only: Annotated[
         list[str] | None,
         typer.Option(
@@ -138,7 +142,8 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML."""
+    """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML,
+    with a provenance section (code version, settings, manifest, device, wall times)."""
     from stages.evaluate.metrics import DEFAULT_BACKGROUND
     from stages.evaluate.report import build_report
 
@@ -153,6 +158,7 @@ def report(
         plot_run,
         only=run,
         span=span,
+        benchmarks_dir=benchmarks,
         motion_only=list(motion_only or []),
     )
     typer.echo(f"{out_dir}: {runs} runs evaluated, {plots} plots")

@@ -1,4 +1,6 @@
-"""Build the report folder: metrics.csv, table.md, table.csv, plots/ and index.html.
+"""Build the report folder: metrics.csv, table.md, table.csv, plots/, index.html, provenance.json.
+
+table.md and index.html end with a provenance section (`stages.evaluate.provenance`).
 
 table.md, table.csv and index.html also hold every model's per-class frame accuracy (in
 table.csv as `acc:{class}` columns, the same in both conventions' rows) with motion-only
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +30,7 @@ from stages.common.atomic import VERSION_KEY, atomic_path, check_destination
 from stages.common.errors import input_error
 from stages.common.labels import ClassList, read_label_file
 from stages.common.outputs import REPORT
+from stages.evaluate import provenance
 from stages.evaluate.label_folders import SPAN_NOTES, Span, label_files
 from stages.evaluate.metrics import CONVENTIONS
 from stages.evaluate.per_class import (
@@ -127,12 +131,14 @@ def _markdown(
     span: Span,
     per_class: pd.DataFrame,
     motion_only: Sequence[str],
+    prov: dict,
 ) -> str:
     parts = [f"# {title}\n", f"Labels at the {rate} rate. {SPAN_NOTES[span]} {STD_NOTE}\n"]
     for heading, rows in _sections(table):
         parts += [f"## {heading}\n", markdown_table(rows)]
     parts += [f"## {PER_CLASS_TITLE}\n", _per_class_note(motion_only) + "\n"]
     parts.append(markdown_table(format_per_class(per_class)))
+    parts.append(provenance.markdown(prov))
     return "\n".join(parts)
 
 
@@ -170,6 +176,7 @@ def _html(
     per_class: pd.DataFrame,
     motion_only: Sequence[str],
     confusion_models: Sequence[str],
+    prov: dict,
 ) -> str:
     parts = [
         "<!doctype html>",
@@ -195,6 +202,7 @@ def _html(
     for model in confusion_models:
         src = f"confusion/{quote(_confusion_file(model))}"
         parts.append(f'<img src="{src}" alt="confusion matrix of {html.escape(model)}">')
+    parts.append(provenance.html_section(prov))
     parts.append(f"<h2>Segmentations of the test videos (run {run})</h2>")
     for video in videos:
         parts += [
@@ -219,10 +227,13 @@ def build_report(
     only: Sequence[str | Path] | None = None,
     span: Span = "video",
     motion_only: Sequence[str] = (),
+    benchmarks_dir: str | Path | None = None,
 ) -> tuple[int, int]:
     """Evaluate every run (or those in `only`) over `span` and write the report folder;
     returns (runs, plots) written. The tables say which span was scored; plots show whole
-    videos. `motion_only` classes are marked in the per-class tables."""
+    videos. `motion_only` classes are marked in the per-class tables. `benchmarks_dir`
+    (Snakemake benchmark tables) gives the wall time per stage in the provenance section."""
+    started = time.time()
     predictions_dir, out_dir = Path(predictions_dir), Path(out_dir)
     check_destination(out_dir, REPORT, inputs=(predictions_dir,))
     runs = find_runs(predictions_dir, only)
@@ -238,16 +249,21 @@ def build_report(
     colours = class_colours(order, background)
     per_class = per_class_table(scored, order, motion_only)
     title = f"{dataset or default_dataset_name(predictions_dir)}: temporal action segmentation"
+    bench = Path(benchmarks_dir) if benchmarks_dir is not None else None
+    prov = provenance.collect(runs, rate, span, bench, started)
     with atomic_path(out_dir, REPORT, inputs=(predictions_dir,)) as tmp:
         tmp.mkdir()
         marker = {"predictions": str(predictions_dir.resolve()), "runs": len(runs)}
         (tmp / REPORT_MARKER).write_text(json.dumps({**marker, VERSION_KEY: __version__}) + "\n")
         metrics.to_csv(tmp / "metrics.csv", index=False)
         _with_class_columns(table, per_class).to_csv(tmp / "table.csv", index=False)
-        markdown = _markdown(title, table, rate, span, per_class, motion_only)
+        markdown = _markdown(title, table, rate, span, per_class, motion_only, prov)
         (tmp / "table.md").write_text(markdown)
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")
         videos = _plot_all(tmp / "plots", scored, plot_run, rate, classes, colours)
         models = _plot_confusions(tmp / "confusion", scored, order, motion_only)
-        page = _html(title, table, rate, span, videos, plot_run, per_class, motion_only, models)
+        page = _html(
+            title, table, rate, span, videos, plot_run, per_class, motion_only, models, prov
+        )
         (tmp / "index.html").write_text(page)
     return len(runs), len(videos)

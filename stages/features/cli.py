@@ -72,11 +72,24 @@ def train_command(
 
 @app.command("extract")
 def extract_command(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint, usually CKPT_DIR/best.pt.")],
-    frames: Annotated[list[Path], typer.Argument(help="Frame stores FRAMES.zarr ...")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CHECKPOINT FRAMES.zarr ...; with --backbone (frozen), only FRAMES.zarr ..."
+        ),
+    ],
     out_dir: Annotated[
         Path, typer.Option(help="Folder of feature stores, one per frame store, same names.")
     ],
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="Frozen: this registered backbone with its initial weights, no checkpoint."
+        ),
+    ] = None,
+    options: Annotated[
+        str, typer.Option(help="Frozen backbone's options as JSON (e.g. weights, depth).")
+    ] = "",
     batch_size: Annotated[
         int, typer.Option(min=1, help="Windows per forward pass (frames encoded N x window).")
     ] = 8,
@@ -90,12 +103,63 @@ def extract_command(
 ) -> None:
     """Write one feature per frame of every frame store (centred windows, edge replication).
 
-    The model is loaded once. The video id is the store name without `.zarr`.
+    The model is loaded once: from CHECKPOINT (fine-tuned), or, with --backbone, built with its
+    initial weights (frozen; the stores record `frozen: true`). The video id is the store name
+    without `.zarr`.
     """
+    from stages.common.errors import MotionsegError
     from stages.common.runtime import DeviceSettings
-    from stages.features.extract import extract_many
+    from stages.features.extract import extract_many, frozen_backbone
 
     settings = DeviceSettings(channels_last, tf32, cudnn_benchmark)
+
+    if backbone is None:
+        if options:
+            raise MotionsegError("--options needs --backbone (a checkpoint holds its options)")
+        if len(paths) < 2:
+            raise MotionsegError("give CHECKPOINT and at least one FRAMES.zarr (or --backbone)")
+        extract_many(
+            paths[0], paths[1:], out_dir, batch_size, device, prefetch=prefetch, settings=settings
+        )
+        return
+    parsed = json_object(options, "--options")
     extract_many(
-        checkpoint, frames, out_dir, batch_size, device, prefetch=prefetch, settings=settings
+        lambda: frozen_backbone(backbone, parsed, device, settings),
+        paths,
+        out_dir,
+        batch_size,
+        prefetch=prefetch,
+    )
+
+
+@app.command("export")
+def export_command(
+    manifest: Annotated[Path, typer.Option(help="Dataset manifest folder.")],
+    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    features: Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the layout into.")],
+    format: Annotated[str, typer.Option(help="Layout: mstcn (features/, groundTruth/, ...).")],
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Split whose bundles to write (repeatable) (default: all; required "
+            "once for a fine-tuned backbone's per-split features)."
+        ),
+    ] = None,
+    granularity: Annotated[str | None, typer.Option(help="Label granularity.")] = None,
+) -> None:
+    """Feature stores, labels, splits and mapping in the MS-TCN layout (float32 (D, T) .npy)."""
+    import time
+
+    from stages.common.errors import MotionsegError
+    from stages.common.manifest import load_manifest
+    from stages.features.export import FORMATS, export_mstcn
+
+    if format not in FORMATS:
+        raise MotionsegError(f"--format must be one of {list(FORMATS)}, got {format!r}")
+    start = time.perf_counter()
+    frames = export_mstcn(load_manifest(manifest, root, granularity), features, out, split or ())
+    typer.echo(
+        f"exported {len(frames)} videos ({sum(frames.values())} frames) to {out} in "
+        f"{time.perf_counter() - start:.1f} s"
     )

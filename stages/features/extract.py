@@ -1,4 +1,10 @@
-"""Per-frame features from a fine-tuned checkpoint into feature stores, one per frame store.
+"""Per-frame features from a fine-tuned checkpoint, or a frozen backbone, into feature stores.
+
+A frozen backbone (`frozen_backbone`) is built from its registry name and options: its features
+come from its initial weights (`weights`: `imagenet`, a local checkpoint path, or `none`), so
+they do not depend on any split. Its classifier is never used for features; it is built with
+`FROZEN_NUM_CLASSES` outputs. Its stores record `frozen: true`, `checkpoint: null` and the
+weights.
 
 Every frame t of the frame store gets one feature: the model's `forward_features` on a window
 of `feature_window` frames centred on t, i.e. frames t - W//2 ... t - W//2 + W - 1 (for
@@ -51,6 +57,7 @@ from stages.common.atomic import check_destination
 from stages.common.errors import MotionsegError, input_error
 from stages.common.outputs import FEATURE_STORE
 from stages.common.prefetch import prefetched
+from stages.common.progress import Progress
 from stages.common.runtime import (
     DeviceSettings,
     apply_device_settings,
@@ -60,8 +67,10 @@ from stages.common.runtime import (
 from stages.common.stores import first_non_finite_row, open_store, write_store
 from stages.features.base import Backbone, Encoded
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
+from stages.features.registry import build_backbone
 from stages.features.snippets import FRAME_ARRAYS, eval_transform
 
+FROZEN_NUM_CLASSES = 1  # the classifier of a frozen backbone is never used
 PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer
 PREFETCH_PIECES = 2  # pieces of frames read ahead of the model (0: read when needed)
@@ -71,14 +80,28 @@ ReadFrames = Callable[[int, int], torch.Tensor]  # (lo, hi) -> preprocessed [hi 
 
 @dataclass(frozen=True)
 class LoadedBackbone:
-    """A fine-tuned backbone in eval mode on its device, and what feature stores record of it."""
+    """A backbone in eval mode on its device, and what feature stores record of it.
+
+    `checkpoint_path` is None for a frozen backbone (features from its initial weights).
+    """
 
     model: Backbone
     device: torch.device
-    checkpoint_path: Path
+    checkpoint_path: Path | None
     backbone: str
     options: dict[str, Any]
     epoch: int | None
+
+    @property
+    def frozen(self) -> bool:
+        return self.checkpoint_path is None
+
+    def source_files(self) -> list[Path]:
+        """The checkpoint, or a frozen backbone's local weights file: inputs never overwritten."""
+        if not self.frozen:
+            return [self.checkpoint_path]
+        weights = Path(str(self.options.get("weights", "")))
+        return [weights] if weights.is_file() else []
 
 
 def load_backbone(
@@ -102,6 +125,20 @@ def load_backbone(
         checkpoint["options"],
         checkpoint.get("epoch"),
     )
+
+
+def frozen_backbone(
+    name: str,
+    options: dict[str, Any],
+    device: str = "auto",
+    settings: DeviceSettings | None = None,
+) -> LoadedBackbone:
+    """A registered backbone with its initial weights (`options["weights"]`), not fine-tuned."""
+    model = build_backbone(name, FROZEN_NUM_CLASSES, **options)
+    torch_device = resolve_device(device)
+    model.to(torch_device).eval()
+    apply_device_settings(model, torch_device, settings or DeviceSettings())
+    return LoadedBackbone(model, torch_device, None, name, dict(options), None)
 
 
 def window_indices(centres: np.ndarray, window: int, num_frames: int) -> np.ndarray:
@@ -138,10 +175,12 @@ def video_features(
     device: torch.device,
     amp: bool | None = None,
     prefetch: int = PREFETCH_PIECES,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """float32 `[num_frames, feature_dim]`: each frame encoded once, then per window (see the
     module docstring). `model` must be in eval mode on `device`. `prefetch` pieces of frames
-    (one encoding batch each) are read ahead on a background thread (0: read when needed)."""
+    (one encoding batch each) are read ahead on a background thread (0: read when needed);
+    `progress` counts frames."""
     window = model.preprocessing.feature_window
     encode_step = batch_size * window
     features = np.empty((num_frames, model.feature_dim), dtype=np.float32)
@@ -171,6 +210,8 @@ def video_features(
                 rows = torch.from_numpy(indices[start : start + batch_size] - lo).to(device)
                 out = model.features_from_encoded(tuple(t[rows] for t in buffer))
                 features[first + start : first + start + len(rows)] = out.float().cpu().numpy()
+            if progress is not None:
+                progress.update(len(centres))
     return features
 
 
@@ -217,8 +258,8 @@ def extract_features(
     to the store name without `.zarr`. The store appears only once complete.
     """
     frames_path = Path(frames_path)
-    source = checkpoint.checkpoint_path if isinstance(checkpoint, LoadedBackbone) else checkpoint
-    check_destination(out_path, FEATURE_STORE, inputs=(frames_path, source))
+    sources = checkpoint.source_files() if isinstance(checkpoint, LoadedBackbone) else [checkpoint]
+    check_destination(out_path, FEATURE_STORE, inputs=(frames_path, *sources))
     if batch_size < 1:
         raise MotionsegError(f"batch size must be >= 1, got {batch_size}")
     loaded = (
@@ -231,7 +272,10 @@ def extract_features(
     frame_index = np.asarray(store["frame_index"][:], dtype=np.int64)
     num_frames = len(frame_index)
     reader = _frame_reader(store["frames"], frames_path, model)
-    features = video_features(model, reader, num_frames, batch_size, loaded.device, amp, prefetch)
+    with Progress(f"extract {frames_path.name}", num_frames, "frames") as progress:
+        features = video_features(
+            model, reader, num_frames, batch_size, loaded.device, amp, prefetch, progress
+        )
     bad = first_non_finite_row(features)
     if bad is not None:
         raise input_error(
@@ -244,8 +288,9 @@ def extract_features(
         "backbone": loaded.backbone,
         "options": loaded.options,
         "weights": loaded.options.get("weights", "imagenet"),
-        "checkpoint": str(loaded.checkpoint_path.resolve()),
+        "checkpoint": None if loaded.frozen else str(loaded.checkpoint_path.resolve()),
         "checkpoint_epoch": loaded.epoch,
+        "frozen": loaded.frozen,
         "preprocessing": model.preprocessing.to_dict(),
         "fps": store.attrs.get("fps"),
         "source_fps": store.attrs.get("source_fps"),
@@ -261,14 +306,14 @@ def extract_features(
         },
         attrs,
         FEATURE_STORE,
-        inputs=(frames_path, loaded.checkpoint_path),
+        inputs=(frames_path, *loaded.source_files()),
     )
     echo(f"{attrs['video_id']}: {num_frames} features of {model.feature_dim} -> {out_path}")
     return Path(out_path)
 
 
 def extract_many(
-    checkpoint_path: str | Path,
+    backbone: str | Path | Callable[[], LoadedBackbone],
     frames_paths: Sequence[str | Path],
     out_dir: str | Path,
     batch_size: int = 8,
@@ -279,6 +324,8 @@ def extract_many(
     settings: DeviceSettings | None = None,
 ) -> list[Path]:
     """`out_dir/{frame store name}` for every frame store, with the model loaded once.
+
+    `backbone` is a checkpoint path, or a function that builds the model (`frozen_backbone`).
 
     All frame stores are opened and checked before the model is loaded, and their names must
     differ (they name the outputs). Stores are then written one after another, each atomically:
@@ -299,7 +346,7 @@ def extract_many(
             )
         first_with_name[path.name] = path
         open_frames(path)
-    loaded = load_backbone(checkpoint_path, device, settings)
+    loaded = backbone() if callable(backbone) else load_backbone(backbone, device, settings)
     out_dir = Path(out_dir)
     return [
         extract_features(

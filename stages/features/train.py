@@ -57,11 +57,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages.common.atomic import atomic_path
+from stages.common.atomic import atomic_path, check_destination
 from stages.common.errors import MotionsegError
 from stages.common.manifest import Manifest
 from stages.common.options import check_options
-from stages.common.outputs import TRAINING_LOG
+from stages.common.outputs import CHECKPOINT, TRAINING_LOG
+from stages.common.progress import Progress
 from stages.common.runtime import (
     DeviceSettings,
     apply_device_settings,
@@ -70,6 +71,7 @@ from stages.common.runtime import (
     resolve_device,
     usable_cores,
 )
+from stages.common.scalars import ScalarLog
 from stages.common.seeding import seed_everything
 from stages.features.base import Backbone
 from stages.features.checkpoint import link_atomically, load_checkpoint, save_checkpoint
@@ -251,8 +253,11 @@ def run_epoch(
     device: torch.device,
     amp: bool | None,
     optimizer: torch.optim.Optimizer | None = None,
+    on_step: Callable[[float], None] | None = None,
 ) -> tuple[float, float]:
-    """One pass; trains when an optimizer is given. Returns (mean loss, accuracy)."""
+    """One pass; trains when an optimizer is given. Returns (mean loss, accuracy).
+
+    `on_step` gets each batch's mean loss (progress, TensorBoard)."""
     training = optimizer is not None
     model.train(training)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
@@ -272,6 +277,8 @@ def run_epoch(
             total_loss += float(loss.detach())
             correct += int((logits.argmax(dim=1) == labels).sum())
             seen += len(labels)
+            if on_step is not None:
+                on_step(float(loss.detach()) / len(labels))
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
@@ -310,6 +317,7 @@ def train_backbone(
     options = dict(options or {})
     config = config or TrainConfig()
     out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
 
@@ -377,12 +385,21 @@ def train_backbone(
     val_order.set(0, range(len(val_set)))
     fit_loader = snippet_loader(fit_set, fit_order, config.batch_size, workers, device, seed)
     val_loader = snippet_loader(val_set, val_order, config.batch_size, workers, device, seed)
+    scalars = ScalarLog(out_dir / "tensorboard")
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         order = np.random.default_rng([seed, epoch]).permutation(len(fit_set))
         fit_order.set(epoch, order[:cap].tolist())
         lr = optimizer.param_groups[0]["lr"]
-        loss, acc = run_epoch(model, fit_loader, device, config.amp, optimizer)
+        label = f"{backbone} split {split} epoch {epoch}/{config.epochs}"
+        with Progress(label, len(fit_loader), "steps") as progress:
+
+            def step(batch_loss: float, progress: Progress = progress, before: int = epoch - 1):
+                """Per batch: the bar, and the loss at the global step (steps of all epochs)."""
+                progress.update(loss=batch_loss)
+                scalars.add("train/step_loss", batch_loss, before * progress.total + progress.done)
+
+            loss, acc = run_epoch(model, fit_loader, device, config.amp, optimizer, step)
         if config.bn_batches:
             bn_order = np.random.default_rng([seed, epoch, 1]).permutation(len(fit_set))
             fit_order.set(epoch, bn_order[: config.bn_batches * config.batch_size].tolist())
@@ -391,6 +408,9 @@ def train_backbone(
         if len(val_set):
             val_acc = run_epoch(model, val_loader, device, config.amp)[1]
         scheduler.step()
+        for tag, value in (("train/loss", loss), ("train/acc", acc), ("val/acc", val_acc)):
+            scalars.add(tag, value, epoch)
+        scalars.add("lr", lr, epoch)
         row = {
             "epoch": epoch,
             "train_loss": loss,
@@ -419,6 +439,7 @@ def train_backbone(
         shown = "-" if val_acc is None else f"{val_acc:.4f}"
         echo(f"epoch {epoch}: loss {loss:.4f} acc {acc:.4f} val_acc {shown} lr {lr:.3g}")
 
+    scalars.close()
     chosen = best_epoch(history[: config.epochs])
     echo(f"best epoch {chosen} -> {out_dir / 'best.pt'}")
     return link_atomically(epoch_path(out_dir, chosen), out_dir / "best.pt")
@@ -445,6 +466,14 @@ def _resume(
     torch.set_rng_state(checkpoint["rng"]["torch"])
     random.setstate(checkpoint["rng"]["python"])
     return [dict(row) for row in checkpoint["history"]][: checkpoint["epoch"]]
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Before any training: every file this run may replace or prune is one of ours."""
+    check_destination(out_dir / "best.pt", CHECKPOINT)
+    check_destination(out_dir / "train_log.csv", TRAINING_LOG)
+    for epoch in existing_epochs(out_dir) if out_dir.is_dir() else []:
+        check_destination(epoch_path(out_dir, epoch), CHECKPOINT)
 
 
 def _prune(out_dir: Path, keep: set[int]) -> None:

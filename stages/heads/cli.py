@@ -19,10 +19,6 @@ RootOption = Annotated[Path, typer.Option(help="Data root the manifest's paths a
 FeaturesOption = Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")]
 
 
-def _echo_epoch(epoch: int, loss: float, seconds: float) -> None:
-    typer.echo(f"epoch {epoch}: loss {loss:.4f} ({seconds:.2f} s)", err=True)
-
-
 @app.command("list")
 def list_command(
     in_features: Annotated[int, typer.Option(help="Input feature width to count for.")] = 128,
@@ -58,20 +54,24 @@ def train_command(
 ) -> None:
     """Train a head on a split's training videos, then predict its test videos into OUT."""
     from stages.common.manifest import load_manifest
-    from stages.heads.train import train_run
+    from stages.common.progress import Progress
+    from stages.heads.train import TrainSettings, train_run
 
-    info = train_run(
-        load_manifest(manifest, root, granularity),
-        split,
-        features,
-        head,
-        run,
-        out,
-        json_object(options, "--options"),
-        json_object(train, "--train"),
-        base_seed=seed,
-        progress=_echo_epoch,
-    )
+    overrides = json_object(train, "--train")
+    epochs = TrainSettings.resolve(head, overrides).epochs
+    with Progress(f"{head} split {split} run {run}", epochs, "epochs") as bar:
+        info = train_run(
+            load_manifest(manifest, root, granularity),
+            split,
+            features,
+            head,
+            run,
+            out,
+            json_object(options, "--options"),
+            overrides,
+            base_seed=seed,
+            progress=lambda epoch, loss, seconds: bar.update(loss=loss),
+        )
     typer.echo(
         f"{head} split {split} run {run}: final loss {info['final_train_loss']:.4f}, "
         f"{info['train_seconds']:.1f} s; wrote {out}"

@@ -10,35 +10,39 @@ probability in [0, 1)) and `smoothing_weight` (>= 0, 0 turns the term off).
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping
 from typing import Any
 
 from stages.common.errors import MotionsegError
+from stages.common.options import accepted_options
 
 ZERO_ALLOWED = frozenset({"dropout", "smoothing_weight"})
 
 
-def check_head_ranges(owner: str, options: Mapping[str, Any]) -> None:
+def check_head_ranges(owner: str, head: type, options: Mapping[str, Any]) -> None:
     """Raise one `MotionsegError` listing every type-checked option that is out of range."""
+    annotations = accepted_options(head)
     problems = [
         f"{key} {problem}"
         for key, value in options.items()
-        if (problem := _problem(key, value)) is not None
+        if (problem := _problem(key, value, annotations.get(key, Any))) is not None
     ]
     if problems:
         raise MotionsegError(f"{owner}: " + "; ".join(problems))
 
 
-def _problem(key: str, value: Any) -> str | None:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+def _problem(key: str, value: Any, annotation: Any) -> str | None:
+    """What is wrong with `value`, whose type already fits `annotation`."""
+    kinds = set(typing.get_args(annotation)) | {annotation}
+    if value is None or isinstance(value, bool | str):
         return None
+    if float in kinds:
+        return _float_problem(key, float(value))
     if isinstance(value, int):
         return None if value >= 1 else f"must be a positive integer, got {value!r}"
-    if isinstance(value, float):
-        return _float_problem(key, value)
-    if isinstance(value, list | tuple):
-        bad = [v for v in value if isinstance(v, int) and not isinstance(v, bool) and v < 1]
-        return f"entries must be positive integers, got {list(value)!r}" if bad else None
+    if isinstance(value, list | tuple) and any(isinstance(v, int) and v < 1 for v in value):
+        return f"entries must be positive integers, got {list(value)!r}"
     return None
 
 

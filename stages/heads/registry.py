@@ -25,7 +25,7 @@ def build_head(name: str, in_features: int, num_classes: int, **options: Any) ->
     head = HEADS.get(name)
     owner = f"head {name!r}"
     checked = check_options(head, options, owner, skip=("in_features", "num_classes"))
-    check_head_ranges(owner, checked)
+    check_head_ranges(owner, head, checked)
     return head(in_features=in_features, num_classes=num_classes, **checked)
 
 

@@ -26,6 +26,7 @@ from stages.common.manifest import Manifest
 from stages.common.options import check_options
 from stages.common.outputs import HEAD_RUN
 from stages.common.runtime import make_optimizer, resolve_device
+from stages.common.scalars import ScalarLog
 from stages.common.seeding import seed_everything
 from stages.heads.base import IGNORE_INDEX, SegmentationHead
 from stages.heads.data import VideoFeatures, feature_sample_rate, load_videos
@@ -167,8 +168,9 @@ def train_run(
 ) -> dict[str, Any]:
     """Train on the split's training videos, predict its test videos, write RUN_DIR atomically.
 
-    RUN_DIR gets `model.pt`, `pred/`, `gt/`, `native/pred/`, `native/gt/` and `run.json`;
-    returns what `run.json` holds.
+    RUN_DIR gets `model.pt`, `pred/`, `gt/`, `native/pred/`, `native/gt/`, `run.json` and,
+    with tensorboard installed, the loss curve under `tensorboard/`; returns what `run.json`
+    holds.
     """
     check_destination(out, HEAD_RUN, inputs=(features_dir,))
     settings = TrainSettings.resolve(head_name, train_overrides)
@@ -197,6 +199,7 @@ def train_run(
         "base_seed": base_seed,
         "run": run,
         "dataset": manifest.name,
+        "manifest": str(manifest.directory),
         "granularity": manifest.granularity,
         "split": str(split),
         "features": str(features_dir),
@@ -219,6 +222,9 @@ def train_run(
         predict_into(head, test_videos, manifest.classes, tmp)
         save_model(tmp / "model.pt", head.cpu(), _model_meta(info, manifest.classes))
         (tmp / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+        with ScalarLog(tmp / "tensorboard") as scalars:
+            for epoch, loss in enumerate(log.losses, 1):
+                scalars.add("train/loss", loss, epoch)
     return info
 
 
