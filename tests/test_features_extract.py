@@ -19,6 +19,7 @@ from stages.common.outputs import FRAME_STORE
 from stages.common.runtime import DeviceSettings
 from stages.common.stores import open_store, write_store
 from stages.features import extract
+from stages.features.base import Preprocessing
 from stages.features.checkpoint import save_checkpoint
 from stages.features.extract import extract_features, video_features, window_indices
 from stages.features.registry import build_backbone
@@ -65,7 +66,7 @@ def write_checkpoint(path: Path, backbone: str) -> torch.nn.Module:
 
 def window_features(model: nn.Module, frames: torch.Tensor, centres: np.ndarray) -> np.ndarray:
     """The definition: `forward_features` on each centred, edge-replicated window."""
-    indices = window_indices(centres, model.preprocessing.feature_window, len(frames))
+    indices = window_indices(centres, model.preprocessing, len(frames))
     with torch.no_grad():
         return model.forward_features(frames[torch.from_numpy(indices)]).numpy()
 
@@ -76,12 +77,23 @@ def extract_cli(checkpoint: Path, stores: list[Path], out_dir: Path, *extra: str
 
 
 def test_window_indices_replicate_edges():
-    rows = window_indices(np.array([0, 1, 5, 6]), window=4, num_frames=7)
+    rows = window_indices(np.array([0, 1, 5, 6]), Preprocessing(feature_window=4), num_frames=7)
     assert rows.tolist() == [[0, 0, 0, 1], [0, 0, 1, 2], [3, 4, 5, 6], [4, 5, 6, 6]]
-    assert window_indices(np.array([0, 3]), 1, 7).tolist() == [[0], [3]]
+    assert window_indices(np.array([0, 3]), Preprocessing(feature_window=1), 7).tolist() == [
+        [0],
+        [3],
+    ]
 
 
-@pytest.mark.parametrize("backbone", ["resnet", "naive-temp-appear", "lcdc", "dc"])
+def test_window_indices_mirrored_pairs():
+    """DIMOFS-style pairs (t, t + 2): the last two frames pair with t - 2 instead."""
+    prep = Preprocessing(feature_window=2, feature_offsets=(0, 2), padding="mirror")
+    rows = window_indices(np.arange(6), prep, num_frames=6)
+    assert rows.tolist() == [[0, 2], [1, 3], [2, 4], [3, 5], [4, 2], [5, 3]]
+    assert window_indices(np.array([0]), prep, num_frames=1).tolist() == [[0, 0]]
+
+
+@pytest.mark.parametrize("backbone", ["resnet", "naive-temp-appear", "lcdc", "dc", "dem", "dimofs"])
 @pytest.mark.parametrize("num_frames", [21, 3])
 def test_two_phase_extraction_equals_forward_features_on_every_window(
     monkeypatch, backbone, num_frames
@@ -91,7 +103,9 @@ def test_two_phase_extraction_equals_forward_features_on_every_window(
     frames the last block needs no new frame), and for a video shorter than the window."""
     monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", 5)
     torch.manual_seed(0)
-    options = {"depth": 18, "crop": 32, "resize_range": (32, 36), "snippet_length": 6}
+    options = {"depth": 18, "crop": 32, "resize_range": (32, 36)}
+    if backbone != "dimofs":  # a frame pair
+        options["snippet_length"] = 6
     model = build_backbone(backbone, 4, weights="none", **options).eval()
     for name, param in model.named_parameters():  # non-zero offsets: motion must matter
         if "offset" in name:
@@ -144,8 +158,8 @@ def test_prefetched_blocks_and_device_settings_give_the_sequential_features(
 def test_block_spans_cover_every_window(monkeypatch):
     monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", 5)
     # window 4: centre t needs t - 2 .. t + 1, clipped to the video
-    assert extract.block_spans(12, 4) == [(0, 6), (3, 11), (8, 12)]
-    assert extract.block_spans(3, 1) == [(0, 3)]
+    assert extract.block_spans(12, Preprocessing(feature_window=4)) == [(0, 6), (3, 11), (8, 12)]
+    assert extract.block_spans(3, Preprocessing(feature_window=1)) == [(0, 3)]
 
 
 def test_extract_many_stores_in_one_call(tmp_path):

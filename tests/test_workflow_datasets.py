@@ -97,7 +97,8 @@ def test_dry_run_with_the_slurm_profile(workdir: Path, fake_download: Path) -> N
         str(REPO / "pipeline/profiles/slurm"),
         "results/50salads",
     )
-    assert planned_jobs(proc.stdout)["train_backbone"] == 15
+    cfg = yaml.safe_load((REPO / "pipeline/config/50salads.yaml").read_text())
+    assert planned_jobs(proc.stdout)["train_backbone"] == len(cfg["backbones"]) * 5
     resources = job_resources(proc.stdout)
     for rule in ("train_backbone", "extract_features_50salads"):
         assert resources[rule]["gpu"] == "1"

@@ -24,7 +24,9 @@ frames, which holds in eval mode (BatchNorm uses running statistics), i.e. at ex
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,6 +46,16 @@ class Preprocessing:
     `snippet_length` frames are fed per training example; `feature_window` frames (centred) per
     extracted feature (1 for per-frame appearance models). `crop` is the training/eval input
     size, `resize_range` the random short-side range before the random crop.
+
+    Which frames a snippet holds (defaults: a clip of consecutive frames). A training window
+    starts at an anchor frame and is labelled by the majority of the `label_frames` frames
+    from it (None: `snippet_length`). Its frames are the anchor plus `snippet_offsets`: by
+    default 0 .. snippet_length - 1; with `train_offsets`, one of those patterns drawn
+    uniformly per training example, and `feature_offsets` for validation (e.g. DIMOFS's frame
+    pairs (0, delta)). At extraction frame t's window is t plus `window_offsets`:
+    `feature_offsets`, else the centred -W//2 .. W - 1 - W//2. Frames past a video's ends are
+    the first/last frame (`padding` "replicate") or, with "mirror", the frame at the offset's
+    opposite sign (t - d for t + d), clamped into the video.
     """
 
     snippet_length: int = 16
@@ -53,9 +65,34 @@ class Preprocessing:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     extra: dict = field(default_factory=dict)
+    label_frames: int | None = None
+    train_offsets: tuple[tuple[int, ...], ...] = ()
+    feature_offsets: tuple[int, ...] = ()
+    padding: Literal["replicate", "mirror"] = "replicate"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def label_length(self) -> int:
+        return self.snippet_length if self.label_frames is None else self.label_frames
+
+    def consecutive(self) -> bool:
+        """True when a training snippet is the plain clip anchor .. anchor + length - 1."""
+        return not self.train_offsets
+
+    def snippet_offsets(self, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Frame offsets of one training (`rng` given) or validation (`rng` None) snippet."""
+        if self.consecutive():
+            return np.arange(self.snippet_length)
+        if rng is None:
+            return np.asarray(self.feature_offsets or self.train_offsets[0])
+        return np.asarray(self.train_offsets[int(rng.integers(len(self.train_offsets)))])
+
+    def window_offsets(self) -> np.ndarray:
+        """Offsets from the frame a feature belongs to, of the frames its window holds."""
+        if self.feature_offsets:
+            return np.asarray(self.feature_offsets)
+        return np.arange(self.feature_window) - self.feature_window // 2
 
 
 @dataclass(frozen=True)

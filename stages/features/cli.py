@@ -101,7 +101,8 @@ def extract_command(
     tf32: Annotated[bool, typer.Option(help="CUDA: TF32 fp32 matmuls and convs.")] = True,
     cudnn_benchmark: Annotated[bool, typer.Option(help="CUDA: cuDNN autotuning.")] = True,
 ) -> None:
-    """Write one feature per frame of every frame store (centred windows, edge replication).
+    """Write one feature per frame of every frame store (centred, edge-replicated windows
+    unless the backbone defines others, e.g. dimofs pairs).
 
     The model is loaded once: from CHECKPOINT (fine-tuned), or, with --backbone, built with its
     initial weights (frozen; the stores record `frozen: true`). The video id is the store name

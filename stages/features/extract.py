@@ -9,7 +9,9 @@ weights.
 Every frame t of the frame store gets one feature: the model's `forward_features` on a window
 of `feature_window` frames centred on t, i.e. frames t - W//2 ... t - W//2 + W - 1 (for
 W = 16: 8 before, t, 7 after). Windows that reach past either end of the video repeat the first
-or last frame ("replicate" padding, recorded in the store's `padding` attribute). Frames get the
+or last frame ("replicate" padding, recorded in the store's `padding` attribute). A backbone
+may define other windows (`Preprocessing.feature_offsets`, e.g. DIMOFS's pair (t, t + 2)) and
+"mirror" padding (t - 2 where t + 2 is past the end). Frames get the
 evaluation transform (square resize to `resize_range[0]`, centre crop). The store has exactly
 one row per stored frame, in the frame store's order, so heads can align features and labels
 through `frame_index`.
@@ -65,13 +67,12 @@ from stages.common.runtime import (
     resolve_device,
 )
 from stages.common.stores import first_non_finite_row, open_store, write_store
-from stages.features.base import Backbone, Encoded
+from stages.features.base import Backbone, Encoded, Preprocessing
 from stages.features.checkpoint import load_checkpoint, model_from_checkpoint
 from stages.features.registry import build_backbone
-from stages.features.snippets import FRAME_ARRAYS, eval_transform
+from stages.features.snippets import FRAME_ARRAYS, eval_transform, frame_indices
 
 FROZEN_NUM_CLASSES = 1  # the classifier of a frozen backbone is never used
-PADDING = "replicate"  # windows past either end repeat the first/last frame
 CENTRES_PER_BLOCK = 256  # features computed per block; bounds the encoded-frame buffer
 PREFETCH_PIECES = 2  # pieces of frames read ahead of the model (0: read when needed)
 
@@ -141,19 +142,29 @@ def frozen_backbone(
     return LoadedBackbone(model, torch_device, None, name, dict(options), None)
 
 
-def window_indices(centres: np.ndarray, window: int, num_frames: int) -> np.ndarray:
-    """(len(centres), window) frame indices of the centred, edge-replicated windows."""
-    offsets = np.arange(window) - window // 2
-    return np.clip(centres[:, None] + offsets[None, :], 0, num_frames - 1)
+def window_indices(centres: np.ndarray, prep: Preprocessing, num_frames: int) -> np.ndarray:
+    """(len(centres), window) frame indices of the windows of these frames (by default
+    centred and edge-replicated; see `Preprocessing.window_offsets` and `padding`)."""
+    return frame_indices(centres, prep.window_offsets(), num_frames, prep.padding)
 
 
-def block_spans(num_frames: int, window: int) -> list[tuple[int, int]]:
-    """(lo, hi): the frames lo .. hi - 1 the windows of each block of centres need."""
-    spans = []
+def block_spans(num_frames: int, prep: Preprocessing) -> list[tuple[int, int]]:
+    """(lo, hi): the frames lo .. hi - 1 the windows of each block of centres need (hi never
+    decreasing). Each block's windows must start within the frames already needed, which holds
+    for any window holding its own frame (offset 0), as all registered backbones' do."""
+    spans: list[tuple[int, int]] = []
     for first in range(0, num_frames, CENTRES_PER_BLOCK):
-        last = min(first + CENTRES_PER_BLOCK, num_frames) - 1
-        rows = window_indices(np.array([first, last]), window, num_frames)
-        spans.append((int(rows[0, 0]), int(rows[1, -1]) + 1))
+        centres = np.arange(first, min(first + CENTRES_PER_BLOCK, num_frames))
+        rows = window_indices(centres, prep, num_frames)
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        if spans:
+            if not spans[-1][0] <= lo <= spans[-1][1]:
+                raise MotionsegError(
+                    f"windows with offsets {prep.window_offsets().tolist()} do not move "
+                    "forward with their frames; extraction needs them to"
+                )
+            hi = max(hi, spans[-1][1])
+        spans.append((lo, hi))
     return spans
 
 
@@ -181,10 +192,10 @@ def video_features(
     module docstring). `model` must be in eval mode on `device`. `prefetch` pieces of frames
     (one encoding batch each) are read ahead on a background thread (0: read when needed);
     `progress` counts frames."""
-    window = model.preprocessing.feature_window
-    encode_step = batch_size * window
+    prep = model.preprocessing
+    encode_step = batch_size * len(prep.window_offsets())
     features = np.empty((num_frames, model.feature_dim), dtype=np.float32)
-    spans = block_spans(num_frames, window)
+    spans = block_spans(num_frames, prep)
     # The frames new to each block (after the previous block's buffer), in pieces of one
     # encoding batch, so that reading overlaps computing from the first piece on.
     ends = [0, *(hi for _, hi in spans)]
@@ -199,7 +210,7 @@ def video_features(
     with torch.inference_mode(), autocast(device, amp), contextlib.closing(pieces):
         for first, (lo, hi) in zip(range(0, num_frames, CENTRES_PER_BLOCK), spans, strict=True):
             centres = np.arange(first, min(first + CENTRES_PER_BLOCK, num_frames))
-            indices = window_indices(centres, window, num_frames)  # lo <= buffer_end <= hi
+            indices = window_indices(centres, prep, num_frames)  # lo <= buffer_end <= hi
             parts = [tuple(t[lo - buffer_start :] for t in buffer)] if buffer else []
             for _ in range(buffer_end, hi, encode_step):
                 frames = next(pieces).to(device, non_blocking=True)
@@ -295,7 +306,7 @@ def extract_features(
         "fps": store.attrs.get("fps"),
         "source_fps": store.attrs.get("source_fps"),
         "feature_dim": int(model.feature_dim),
-        "padding": PADDING,
+        "padding": model.preprocessing.padding,
     }
     chunk = max(1, min(num_frames, 4096))
     write_store(

@@ -5,7 +5,9 @@ Following the LCDC paper (seed 000, section 4.1, and ../reference/backbones.md):
 start every `stride` frames; a window's label is its majority label, and windows whose
 majority covers less than `purity` of the frames are dropped. A window that would run past the
 end of a video is not taken (no padding at training time). Majority ties go to the lower class
-index.
+index. A backbone whose snippet is not a clip (`Preprocessing.train_offsets`, e.g. DIMOFS's
+frame pairs (A, A + delta)) is labelled over `label_frames` frames from the anchor and reads
+the anchor plus offsets drawn per example (seeded as the augmentation), mirrored at the ends.
 
 Augmentation (training): every frame is resized to s x s with s drawn uniformly from
 `resize_range` (the reference resizes to a square, not preserving the aspect ratio), then one
@@ -64,6 +66,20 @@ def label_windows(
         if share >= purity:
             kept.append((start, label, float(share)))
     return kept
+
+
+def frame_indices(
+    anchors: np.ndarray, offsets: np.ndarray, num_frames: int, padding: str
+) -> np.ndarray:
+    """(len(anchors), len(offsets)) indices `anchor + offset`; past the video's ends either
+    clamped ("replicate") or mirrored to `anchor - offset` ("mirror"), then clamped."""
+    indices = anchors[:, None] + offsets[None, :]
+    if padding == "mirror":
+        outside = (indices < 0) | (indices >= num_frames)
+        indices = np.where(outside, anchors[:, None] - offsets[None, :], indices)
+    elif padding != "replicate":
+        raise MotionsegError(f"padding must be 'replicate' or 'mirror', got {padding!r}")
+    return np.clip(indices, 0, num_frames - 1)
 
 
 def frame_store_path(frames_dir: str | Path, video_id: str) -> Path:
@@ -192,11 +208,21 @@ class SnippetDataset(torch.utils.data.Dataset):
         """Sample `index` (of epoch `self.epoch`) or `(epoch, index)`."""
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         window = self.windows[index]
-        length = self.prep.snippet_length
-        frames = self._frames(window.video_id)[window.start : window.start + length]
-        if self.train:
-            rng = np.random.default_rng([self.seed, epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index]) if self.train else None
+        frames = self._read(window, rng)
+        if rng is not None:
             snippet = train_transform(frames, self.prep, rng)
         else:
             snippet = eval_transform(frames, self.prep)
         return snippet, window.label
+
+    def _read(self, window: Window, rng: np.random.Generator | None) -> np.ndarray:
+        """The window's frames: a contiguous clip, or the anchor plus drawn offsets."""
+        array = self._frames(window.video_id)
+        if self.prep.consecutive():
+            return array[window.start : window.start + self.prep.snippet_length]
+        offsets = self.prep.snippet_offsets(rng)
+        anchor = np.array([window.start])
+        indices = frame_indices(anchor, offsets, array.shape[0], self.prep.padding)[0]
+        lo, hi = int(indices.min()), int(indices.max()) + 1
+        return array[lo:hi][indices - lo]

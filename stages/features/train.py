@@ -332,7 +332,7 @@ def train_backbone(
     seed_everything(seed)
     model = build_backbone(backbone, len(manifest.classes), **options)
     prep = model.preprocessing
-    length = prep.snippet_length
+    length = prep.label_length()
     fit_windows = build_windows(manifest, fit_ids, frames_dir, length, config.stride, purity)
     val_windows = build_windows(manifest, val_ids, frames_dir, length, config.stride, purity)
     if not fit_windows:
