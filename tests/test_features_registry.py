@@ -137,3 +137,24 @@ def test_freeze_bn_keeps_running_stats():
 def test_bad_options(options):
     with pytest.raises(MotionsegError):
         build_backbone("resnet", NUM_CLASSES, **{**SMALL, **options})
+
+
+@pytest.mark.parametrize("name", ["dc", "lcdc", "naive-appear", "naive-temp-appear", "resnet"])
+def test_narrow_trunk_scales_the_resnet_channels(name):
+    """`width` 16: the trunk's last stage has 8 x 16 channels (ResNet-18) instead of 512."""
+    options = {"depth": 18, "weights": "none", "crop": 32, "resize_range": [32, 32]}
+    snippet = 1 if name == "naive-appear" else 8
+    narrow = build_backbone(name, 3, **options, snippet_length=snippet, width=16)
+    full = build_backbone(name, 3, **options, snippet_length=snippet)
+    stage = narrow.trunk.layer4[-1]
+    assert stage.bn2.num_features == 128 and narrow.trunk.conv1.out_channels == 16
+    assert full.trunk.layer4[-1].bn2.num_features == 512
+    params = sum(p.numel() for p in narrow.trunk.parameters())
+    assert params < sum(p.numel() for p in full.trunk.parameters()) / 10
+    logits = narrow(torch.randn(2, snippet, 3, 32, 32))
+    assert logits.shape == (2, 3)
+
+
+def test_narrow_trunk_refuses_pretrained_weights():
+    with pytest.raises(MotionsegError, match="width 64"):
+        build_backbone("resnet", 3, depth=18, weights="imagenet", width=16)

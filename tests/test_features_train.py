@@ -21,7 +21,12 @@ from stages.features import train as train_module
 from stages.features.base import Preprocessing
 from stages.features.checkpoint import load_checkpoint
 from stages.features.snippets import SnippetDataset, build_windows
-from stages.features.train import TrainConfig, choose_validation
+from stages.features.train import (
+    TrainConfig,
+    best_epoch,
+    choose_validation,
+    reestimate_batchnorm,
+)
 
 CLASSES = ("background", "cut", "mix")
 VIDEOS = [f"v{i}" for i in range(5)]
@@ -130,9 +135,50 @@ def test_validation_videos_are_training_videos():
     assert choose_validation(train_ids, 0.0, 0) == []
 
 
+def test_validation_covers_the_classes_when_told_what_each_video_shows():
+    classes_of = {"a": {"bg", "cut"}, "b": {"bg", "cut"}, "c": {"bg", "mix"}, "d": {"bg", "pour"}}
+    for seed in range(6):
+        # The first pick is any video with 2 classes; the second must add an unseen one.
+        val = choose_validation(list(classes_of), 0.5, seed, classes_of)
+        assert len(val) == 2 and not {"a", "b"} <= set(val)
+    one_new_class = {"a": {"bg"}, "b": {"bg"}, "c": {"bg", "mix"}}
+    assert choose_validation(list(one_new_class), 0.3, 0, one_new_class) == ["c"]
+
+
+def test_best_epoch_prefers_the_later_epoch_on_ties_and_the_last_without_validation():
+    rows = [{"epoch": e, "val_acc": v} for e, v in [(1, 0.5), (2, 0.7), (3, 0.7), (4, 0.6)]]
+    assert best_epoch(rows) == 3
+    assert best_epoch([{"epoch": e, "val_acc": None} for e in (1, 2, 3)]) == 3
+
+
+def test_batchnorm_reestimation_makes_eval_mode_match_the_training_batches():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    batch = torch.randn(64, 3) * 5 + 2
+    model.train()
+    for _ in range(3):  # a few steps leave the running averages near their initial 0 / 1
+        model(batch)
+    model.eval()
+    assert not torch.allclose(model(batch).mean(0), torch.zeros(4), atol=0.1)
+    momentum = model[1].momentum
+    reestimate_batchnorm(model, [(batch, None)], torch.device("cpu"), False)
+    model.eval()
+    out = model(batch)  # normalised by the batch's own statistics now
+    assert torch.allclose(out.mean(0), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(out.std(0), torch.ones(4), atol=1e-2)
+    assert model[1].momentum == momentum
+
+
 @pytest.mark.parametrize(
     "values",
-    [{"epochs": 0}, {"lr": "fast"}, {"no_such_key": 1}, {"val_fraction": 1.0}, {"optimizer": "x"}],
+    [
+        {"bn_batches": -1},
+        {"epochs": 0},
+        {"lr": "fast"},
+        {"no_such_key": 1},
+        {"val_fraction": 1.0},
+        {"optimizer": "x"},
+    ],
 )
 def test_bad_train_config(values):
     with pytest.raises(MotionsegError):
@@ -197,7 +243,7 @@ def test_train_cli_writes_checkpoints_log_and_best(toy, tmp_path):
     assert best["classes"] == list(CLASSES) and best["num_classes"] == 3
     assert best["preprocessing"]["snippet_length"] == 4
     accs = [float(r["val_acc"]) for r in rows]
-    assert best["epoch"] == 1 + accs.index(max(accs))
+    assert best["epoch"] == len(accs) - accs[::-1].index(max(accs))  # the latest on ties
     assert best["val_acc"] == pytest.approx(max(accs))
     for key in ("optimizer", "scheduler", "state_dict", "history"):
         assert key in best
@@ -226,6 +272,19 @@ def test_train_resumes_bit_for_bit(toy, tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
     assert len(_log(twice)) == 2
+
+
+def test_bn_batches_change_only_the_batchnorm_statistics(toy, tmp_path):
+    """Re-estimation touches running statistics, never weights or the training randomness."""
+    assert _train(toy, tmp_path / "plain", epochs=2).exit_code == 0
+    result = _train(toy, tmp_path / "bn", epochs=2, extra={"bn_batches": 2})
+    assert result.exit_code == 0, result.output
+    plain = torch.load(tmp_path / "plain" / "epoch_002.pt", weights_only=True)["state_dict"]
+    bn = torch.load(tmp_path / "bn" / "epoch_002.pt", weights_only=True)["state_dict"]
+    stats = [k for k in plain if k.endswith(("running_mean", "running_var"))]
+    assert stats and any(not torch.equal(plain[k], bn[k]) for k in stats)
+    weights = [k for k in plain if not k.endswith(("running_mean", "running_var", "tracked"))]
+    assert all(torch.equal(plain[k], bn[k]) for k in weights)
 
 
 def test_loader_workers_and_device_settings_do_not_change_the_result(toy, tmp_path):

@@ -19,7 +19,7 @@ from stages.common.scalars import tensorboard_available
 from stages.common.stores import write_store
 from stages.heads.data import feature_sample_rate, nearest_rows
 from stages.heads.predict import load_model
-from stages.heads.registry import list_heads
+from stages.heads.registry import HEADS, list_heads
 from stages.heads.train import TrainSettings, train_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,13 +28,6 @@ CLASSES = ["background", "cut", "mix"]
 VIDEOS = [f"v{i}" for i in range(6)]
 NATIVE_FRAMES, STEP, DIM = 60, 2, 8
 FAST = {"epochs": 30, "lr": 0.01, "batch_size": 2}
-SMALL_OPTIONS = {
-    "st-cnn": {"filters": 16, "filter_length": 5},
-    "dilated-tcn": {"filters": 16, "stacks": 1, "layers": 2},
-    "ed-tcn": {"filters": [16, 16], "filter_length": 5},
-    "ms-tcn": {"stages": 2, "layers": 3, "filters": 16},
-    "kmeans-mlp": {"clusters": 6, "pca_dim": 4, "window": 3},
-}
 
 runner = CliRunner()
 
@@ -82,7 +75,7 @@ def _train_args(ds: dict[str, Path], head: str, out: Path, train: dict, **extra)
     args = [
         "heads", "train", "--manifest", str(ds["manifest"]), "--root", str(ds["root"]),
         "--split", "1", "--features", str(ds["features"]), "--head", head, "--run", "0",
-        "--out", str(out), "--options", json.dumps(SMALL_OPTIONS[head]),
+        "--out", str(out), "--options", json.dumps(HEADS.get(head).small_options),
         "--train", json.dumps(train),
     ]  # fmt: skip
     for key, value in extra.items():
@@ -122,7 +115,7 @@ def test_train_cli_learns_an_easy_task_and_writes_every_file(dataset, head):
     info = json.loads((out / "run.json").read_text())
     assert info["head"] == head and info["split"] == "1" and info["seed"] == 0
     assert info["test_videos"] == ["v0", "v1"] and len(info["seconds_per_epoch"]) == 30
-    assert info["options"] == SMALL_OPTIONS[head] and info["train"]["lr"] == 0.01
+    assert info["options"] == HEADS.get(head).small_options and info["train"]["lr"] == 0.01
     assert info["final_train_loss"] == info["train_loss"][-1] < info["train_loss"][0]
 
 
@@ -148,7 +141,7 @@ def test_same_seed_same_run_on_cpu(dataset):
         seed = 5 if name == "c" else 0
         infos.append(
             train_run(manifest, "1", dataset["features"], "dilated-tcn", 1, out,
-                      SMALL_OPTIONS["dilated-tcn"], {"epochs": 3, "device": "cpu"}, seed)
+                      HEADS.get("dilated-tcn").small_options, {"epochs": 3, "device": "cpu"}, seed)
         )  # fmt: skip
         states.append(torch.load(out / "model.pt", weights_only=True)["state_dict"])
     assert infos[0]["seed"] == 1 and infos[2]["seed"] == 6

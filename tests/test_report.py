@@ -84,7 +84,8 @@ def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path)
     result = runner.invoke(app, ["report", str(tree), str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "index.html", "metrics.csv", "plots", "provenance.json", "report.json", "table.csv",
+        "confusion", "index.html", "metrics.csv", "plots", "provenance.json", "report.json",
+        "table.csv",
         "table.md",
     ]  # fmt: skip
     assert not list(tmp_path.glob(".report*")), "temporary folder left behind"
@@ -102,6 +103,7 @@ def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path)
     table = pd.read_csv(out / "table.csv")
     assert list(table.columns) == [
         "convention", "model", "runs", "splits", "F1@10", "F1@25", "F1@50", "Edit", "Acc",
+        "acc:background", "acc:cut", "acc:mix", "acc:peel",
     ]  # fmt: skip
     assert len(table) == 2 * len(BACKBONES) * len(HEADS)
     for _, row in table.iterrows():
@@ -134,7 +136,7 @@ def test_report_writes_metrics_tables_plots_and_html(tree: Path, tmp_path: Path)
     page = (out / "index.html").read_text()
     for video in videos:
         assert f'src="plots/{video}.png"' in page
-    assert page.count("<table") == 3  # per-video, pooled, provenance (no benchmarks given)
+    assert page.count("<table") == 4  # per-video, pooled, per-class, provenance
     assert "lcdc + st-cnn" in page
     assert "demo" in page  # dataset name taken from results/demo/predictions
 
@@ -340,3 +342,46 @@ def test_report_says_which_span_was_scored(tree: Path, tmp_path: Path):
     whole = tmp_path / "whole"
     assert runner.invoke(app, ["report", str(tree), str(whole)]).exit_code == 0
     assert "Every frame of each video is scored." in (whole / "table.md").read_text()
+
+
+def _class_acc(run_dir: Path, name: str) -> float:
+    """A class's frames predicted as it, pooled over the run's videos (NaN when absent)."""
+    gt = np.concatenate([_read(p) for p in sorted((run_dir / "gt").iterdir())])
+    pred = np.concatenate(
+        [_read(run_dir / "pred" / p.name) for p in sorted((run_dir / "gt").iterdir())]
+    )
+    return 100 * float(np.mean(pred[gt == name] == name)) if (gt == name).any() else float("nan")
+
+
+def test_per_class_accuracy_marks_motion_only_classes_and_draws_confusions(tree, tmp_path):
+    out = tmp_path / "report"
+    args = ["report", str(tree), str(out), "--motion-only", "cut", "--motion-only", "peel"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "table.csv")
+    for backbone in BACKBONES:
+        for head in HEADS:
+            model = f"{backbone} + {head}"
+            expected = {}
+            for name in CLASSES:
+                per_run = [
+                    np.nanmean(
+                        [
+                            _class_acc(tree / backbone / head / f"split{s}" / f"run{r}", name)
+                            for s in SPLIT_VIDEOS
+                        ]
+                    )
+                    for r in RUNS
+                ]
+                expected[name] = float(np.mean(per_run))
+            rows = table[table["model"] == model]
+            assert len(rows) == 2  # one per convention, same class columns
+            for name, value in expected.items():
+                assert rows[f"acc:{name}"].tolist() == pytest.approx([round(value, 2)] * 2)
+            motion = (expected["cut"] + expected["peel"]) / 2
+            assert rows["acc:motion-only mean"].iloc[0] == pytest.approx(motion, abs=0.01)
+            assert (out / "confusion" / f"{backbone}__{head}.png").stat().st_size > 0
+    markdown = (out / "table.md").read_text()
+    assert "| model | background | cut* | mix | peel* | motion-only mean |" in markdown
+    page = (out / "index.html").read_text()
+    assert "confusion/lcdc__ed-tcn.png" in page and "Per-class frame accuracy" in page

@@ -12,6 +12,9 @@ rule report:
         background=lambda w: " ".join(
             f"--background {b}" for b in manifest(w.dataset).classes.background
         ),
+        motion_only=lambda w: " ".join(
+            f"--motion-only {c}" for c in manifest(w.dataset).motion_only
+        ),
         rate=lambda w: cfg(w.dataset).get("evaluate", {}).get("rate", "feature"),
         span=lambda w: cfg(w.dataset).get("evaluate", {}).get("span", "video"),
         runs=lambda w, input: " ".join(f"--run {r}" for r in input),
@@ -24,6 +27,7 @@ rule report:
         CONDA_ENV
     shell:
         "motionseg report {params.predictions} {output} "
-        "--classes {params.classes} {params.background} --rate {params.rate} --span {params.span} "
+        "--classes {params.classes} {params.background} {params.motion_only} "
+        "--rate {params.rate} --span {params.span} "
         "--dataset {wildcards.dataset} {params.runs} "
         "--benchmarks results/benchmarks/{wildcards.dataset} &> {log}"

@@ -17,6 +17,8 @@ dataset.yaml::
     granularities:
       default: {classes: classes.txt, labels: "labels/{video_id}.txt"}
     settings: {backbone_fps: 15, purity: 0.7}   # free-form per-dataset settings
+    motion_only: [slide_left, slide_right]      # optional: classes that look alike and
+                                                # differ only in motion (the report marks them)
 
 Training videos of a split are all manifest videos that are not its test videos.
 """
@@ -61,6 +63,7 @@ class Manifest:
     videos: Mapping[str, VideoEntry]
     splits: Mapping[str, tuple[str, ...]]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    motion_only: tuple[str, ...] = ()
 
     @property
     def video_ids(self) -> list[str]:
@@ -226,6 +229,15 @@ def load_manifest(
             raise input_error(splits_path, f"split {split} lists a video twice")
         splits[str(split)] = ids
 
+    motion_only = meta.get("motion_only") or []
+    if not isinstance(motion_only, list) or not all(isinstance(m, str) for m in motion_only):
+        raise input_error(yaml_path, "motion_only must be a list of class names")
+    unknown_motion = sorted(set(motion_only) - set(classes.names))
+    if unknown_motion:
+        raise input_error(
+            yaml_path, f"motion_only names class(es) not in {classes_path.name}: {unknown_motion}"
+        )
+
     root = Path(root) if root is not None else Path(meta.get("default_root", "."))
     if meta.get(OUTSIDE_ROOT_KEY) is not True:
         _check_inside_root(directory / meta["videos"], yaml_path, videos, str(gran["labels"]))
@@ -241,4 +253,5 @@ def load_manifest(
         videos=videos,
         splits=splits,
         settings=dict(meta.get("settings") or {}),
+        motion_only=tuple(motion_only),
     )

@@ -205,5 +205,6 @@ granularities:
 settings:
   backbone_fps: {options.fps / 2:g}   # half the native rate: motions move ~2x further per frame
   purity: {PURITY}         # snippets whose majority label covers < 70% of frames are dropped
+motion_only: [{", ".join(MOTION_ACTIONS)}]
 """
     )

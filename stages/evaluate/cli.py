@@ -133,6 +133,14 @@ def report(
         Path | None,
         typer.Option(help="Snakemake benchmark tables for the wall time per stage (provenance)."),
     ] = None,
+    motion_only: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="A class that differs from others only in motion (repeatable); marked in the "
+            "per-class tables.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate every run into metrics.csv, paper-style tables, segmentation plots and HTML,
     with a provenance section (code version, settings, manifest, device, wall times)."""
@@ -151,5 +159,6 @@ def report(
         only=run,
         span=span,
         benchmarks_dir=benchmarks,
+        motion_only=list(motion_only or []),
     )
     typer.echo(f"{out_dir}: {runs} runs evaluated, {plots} plots")

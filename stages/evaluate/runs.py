@@ -9,6 +9,7 @@ are skipped; a run folder without the label folders of the chosen rate is an err
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,11 +88,13 @@ def find_runs(
 
 @dataclass(frozen=True)
 class RunScores:
-    """Per-video scores of one run and the labels seen in it (for a shared colour map)."""
+    """Per-video scores of one run, the labels seen in it (for a shared colour map) and its
+    frames counted by (ground truth, prediction) over all its videos (per-class accuracy)."""
 
     run: RunDir
     videos: dict[str, VideoScore]
     labels: frozenset[str]
+    pairs: dict[tuple[str, str], int]
 
 
 def score_run(
@@ -105,7 +108,11 @@ def score_run(
     gt_dir, pred_dir = run.label_dirs(rate)
     videos: dict[str, VideoScore] = {}
     labels: set[str] = set()
+    pairs: Counter[tuple[str, str]] = Counter()
     for video, (gt, pred) in read_pairs(gt_dir, pred_dir, classes).items():
-        videos[video] = score_video(*crop_to_span(gt, pred, background, span), background)
+        scored_gt, scored_pred = crop_to_span(gt, pred, background, span)
+        videos[video] = score_video(scored_gt, scored_pred, background)
         labels.update(np.unique(gt.astype(str)), np.unique(pred.astype(str)))
-    return RunScores(run, videos, frozenset(labels))
+        frames = zip(scored_gt.astype(str).tolist(), scored_pred.astype(str).tolist(), strict=True)
+        pairs.update(frames)
+    return RunScores(run, videos, frozenset(labels), dict(pairs))

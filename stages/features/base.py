@@ -109,7 +109,9 @@ class SnippetOptions:
     A family subclasses this or `BackboneOptions` (frozen) to add its own fields or change a
     default; the registry parses user options into the class its builder's `options`
     parameter is annotated with (`stages.common.options`). `resize_range` None means
-    (crop, crop + 22), the paper's 224 -> [224, 246] margin at any crop.
+    (crop, crop + 22), the paper's 224 -> [224, 246] margin at any crop. `width`
+    (`BackboneOptions`) is the ResNet trunk's base channels (64 in every paper; smaller only for
+    CPU demos and tests, from random init; see `stages.features.weights.resnet_trunk`).
     """
 
     weights: str = "imagenet"
@@ -117,8 +119,11 @@ class SnippetOptions:
     snippet_length: int = 16
     crop: int = 224
     resize_range: tuple[int, int] | None = None
+    width: int = 64
 
     def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
         if self.snippet_length < 1:
             raise ValueError(f"snippet_length must be >= 1, got {self.snippet_length}")
         if self.crop < 1:

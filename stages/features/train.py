@@ -10,9 +10,18 @@ snippets, cross-entropy. Choices the paper leaves open:
 - weight decay 5e-4 ("weight regularization" without a value; 5e-4 is the value of the
   deformable-ConvNets code the authors started from);
 - validation: a fraction (`val_fraction`, 10%, at least one video when there are two or more)
-  of the split's *training* videos, whole videos, drawn with the seed; test videos are never
-  used. `best.pt` is the epoch with the best validation snippet accuracy (earliest on ties), or
-  the last epoch when there is no validation video;
+  of the split's *training* videos, whole videos; test videos are never used. The videos are
+  picked to cover as many classes as possible (greedily, the one adding most unseen classes
+  first, ties in a seeded random order), since a held-out video missing whole classes cannot
+  rank epochs on a small dataset. `best.pt` is the epoch with the best validation snippet
+  accuracy (the latest on ties: more training), or the last epoch without validation
+  (`val_fraction: 0`);
+- `bn_batches` (default 0, off): before validation and before an epoch is saved, the running
+  statistics of every BatchNorm layer that trains (not those `freeze_bn` freezes) are
+  recomputed as plain averages over that many training batches (seeded, augmented as in
+  training), so eval mode (validation, extraction) matches what the weights were trained
+  with. From random init, a few dozen optimiser steps leave the exponential running averages
+  far from the current statistics (the demo needs this);
 - other papers' recipes are general options: `nesterov` (Nesterov momentum, SGD only),
   `grad_clip` (clip the total gradient norm of each step to this value; MotionSqueeze 200,
   disentangled dynamics 20) and `lr_milestones` (multiply the lr by `lr_decay` after each
@@ -43,7 +52,7 @@ import dataclasses
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -105,12 +114,15 @@ class TrainConfig:
     tf32: bool = True
     cudnn_benchmark: bool = True
     keep_all_epochs: bool = False
+    bn_batches: int = 0
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         config = cls(**check_options(cls, values, "training"))
         if config.epochs < 1 or config.batch_size < 1 or config.stride < 1:
             raise MotionsegError("training options epochs, batch_size and stride must be >= 1")
+        if config.bn_batches < 0:
+            raise MotionsegError(f"bn_batches must be >= 0, got {config.bn_batches}")
         if not 0 <= config.val_fraction < 1:
             raise MotionsegError(f"val_fraction must be in [0, 1), got {config.val_fraction}")
         if config.nesterov and (config.optimizer != "sgd" or config.momentum <= 0):
@@ -154,12 +166,32 @@ class TrainConfig:
         return max(0, min(MAX_AUTO_WORKERS, usable_cores() - 1))
 
 
-def choose_validation(train_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
-    """Whole training videos held out for model selection (never a test video)."""
+def choose_validation(
+    train_ids: Sequence[str],
+    fraction: float,
+    seed: int,
+    classes_of: Mapping[str, Set[str]] | None = None,
+) -> list[str]:
+    """Whole training videos held out for model selection (never a test video).
+
+    With `classes_of` (the classes each video shows) the videos are picked greedily to cover
+    the most classes, ties in a seeded random order; without it, at random with the seed.
+    """
     if len(train_ids) < 2 or fraction <= 0:
         return []
     count = min(len(train_ids) - 1, max(1, round(fraction * len(train_ids))))
-    picked = np.random.default_rng(seed).choice(len(train_ids), size=count, replace=False)
+    order = np.random.default_rng(seed).permutation(len(train_ids)).tolist()
+    if classes_of is None:
+        return [train_ids[i] for i in sorted(order[:count])]
+    picked: list[int] = []
+    covered: set[str] = set()
+    for _ in range(count):
+        best = max(
+            (i for i in order if i not in picked),
+            key=lambda i: len(set(classes_of[train_ids[i]]) - covered),
+        )  # max keeps the first of equals, i.e. the seeded order breaks ties
+        picked.append(best)
+        covered |= set(classes_of[train_ids[best]])
     return [train_ids[i] for i in sorted(picked)]
 
 
@@ -174,11 +206,11 @@ def existing_epochs(out_dir: Path) -> list[int]:
 
 
 def best_epoch(history: Sequence[Mapping[str, Any]]) -> int:
-    """Best validation accuracy (earliest on ties); the last epoch without validation."""
+    """Best validation accuracy (latest on ties); the last epoch without validation."""
     scored = [row for row in history if row["val_acc"] is not None]
     if not scored:
         return int(history[-1]["epoch"])
-    return int(max(scored, key=lambda row: (row["val_acc"], -row["epoch"]))["epoch"])
+    return int(max(scored, key=lambda row: (row["val_acc"], row["epoch"]))["epoch"])
 
 
 def write_log(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
@@ -280,6 +312,26 @@ def run_epoch(
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
+def reestimate_batchnorm(
+    model: nn.Module, loader: Iterable, device: torch.device, amp: bool | None
+) -> None:
+    """Recompute the running statistics of every BatchNorm layer that trains (in train mode)
+    as the plain average over `loader`'s batches; weights and frozen layers are untouched."""
+    model.train()
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    layers = [m for m in layers if m.training]
+    momenta = [m.momentum for m in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative average
+    with torch.no_grad():
+        for snippets, _ in loader:
+            with autocast(device, amp):
+                model(snippets.to(device, non_blocking=True))
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
+
+
 def train_backbone(
     manifest: Manifest,
     split: str,
@@ -300,7 +352,8 @@ def train_backbone(
     device = resolve_device(config.device)
 
     train_ids = manifest.train_ids(split)
-    val_ids = choose_validation(train_ids, config.val_fraction, seed)
+    classes_of = {v: set(manifest.labels(v)) for v in train_ids}
+    val_ids = choose_validation(train_ids, config.val_fraction, seed, classes_of)
     fit_ids = [v for v in train_ids if v not in val_ids]
     purity = config.purity
     if purity is None:
@@ -377,6 +430,10 @@ def train_backbone(
             loss, acc = run_epoch(
                 model, fit_loader, device, config.amp, optimizer, step, config.grad_clip
             )
+        if config.bn_batches:
+            bn_order = np.random.default_rng([seed, epoch, 1]).permutation(len(fit_set))
+            fit_order.set(epoch, bn_order[: config.bn_batches * config.batch_size].tolist())
+            reestimate_batchnorm(model, fit_loader, device, config.amp)
         val_acc = None
         if len(val_set):
             val_acc = run_epoch(model, val_loader, device, config.amp)[1]

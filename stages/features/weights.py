@@ -24,13 +24,28 @@ _RESNETS = {
 }
 
 
-def resnet_trunk(depth: int, weights: str = "none", **kwargs) -> torchvision.models.ResNet:
+IMAGENET_WIDTH = 64  # base channels of every torchvision ResNet (res2..res5: 64, 128, 256, 512)
+
+
+def resnet_trunk(
+    depth: int, weights: str = "none", width: int = IMAGENET_WIDTH, **kwargs
+) -> torchvision.models.ResNet:
     """A torchvision ResNet of `depth` with the requested initial weights.
 
+    `width` (not in any paper; CPU demos and tests) scales the base channels: the stem and
+    res2..res5 get width, 2, 4 and 8 x width channels instead of 64..512, so a ResNet-18 of
+    width 16 has 1/16 of the multiply-adds. Pretrained weights exist for width 64 only.
     Extra kwargs go to the torchvision constructor (e.g. `replace_stride_with_dilation`).
     """
     if depth not in _RESNETS:
         raise MotionsegError(f"unsupported ResNet depth {depth} (choose {sorted(_RESNETS)})")
+    if width != IMAGENET_WIDTH:
+        if weights not in ("none", None, ""):
+            raise MotionsegError(
+                f"ResNet width {width}: pretrained weights exist only for width "
+                f"{IMAGENET_WIDTH}; use `weights: none`"
+            )
+        return _narrow_resnet(depth, width, **kwargs)
     builder, enum = _RESNETS[depth]
     if weights == "imagenet":
         try:
@@ -46,6 +61,33 @@ def resnet_trunk(depth: int, weights: str = "none", **kwargs) -> torchvision.mod
     if weights in ("none", None, ""):
         return model
     load_checkpoint_into(model, Path(weights), strict=False)
+    return model
+
+
+def _narrow_resnet(depth: int, width: int, **kwargs) -> torchvision.models.ResNet:
+    """torchvision's ResNet of `depth` rebuilt with `width` base channels.
+
+    torchvision hard-codes 64, so the stem, the four stages and `fc` are built again the way
+    `ResNet.__init__` builds them (same blocks, strides, dilation and initialisation).
+    """
+    model = _RESNETS[depth][0](weights=None, **kwargs)
+    block = type(model.layer1[0])
+    layers = [len(model.layer1), len(model.layer2), len(model.layer3), len(model.layer4)]
+    dilate = kwargs.get("replace_stride_with_dilation") or [False, False, False]
+    model.inplanes, model.dilation = width, 1
+    model.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    model.layer1 = model._make_layer(block, width, layers[0])
+    for i, stage in enumerate(("layer2", "layer3", "layer4")):
+        planes = width * 2 ** (i + 1)
+        setattr(model, stage, model._make_layer(block, planes, layers[i + 1], 2, dilate[i]))
+    model.fc = nn.Linear(8 * width * block.expansion, model.fc.out_features)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
     return model
 
 

@@ -50,7 +50,13 @@ class SegmentationHead(nn.Module):
     the training features before training (k-means) define
     `fit_unsupervised(features: list of [T, C] arrays, seed: int)`; the trainer calls it with
     the training videos' features only.
+
+    `small_options` build a small, fast instance of the head (a few thousand parameters): the
+    CPU tests train it with `default_train` to check that the head learns
+    (tests/test_learning_heads.py), so every registered head must declare them.
     """
+
+    small_options: ClassVar[dict[str, Any]] = {}
 
     default_train: ClassVar[dict[str, Any]] = {
         "optimizer": "adam",

@@ -31,6 +31,10 @@ Choices where the paper is silent:
   and all their 3x3 convs get dilation/padding 2; the second 3x3 conv of each block is the
   LCDC/DC conv (offsets from the first conv's output), so 2 motion layers (260 channels for
   LCDC) and `conv_new_1` maps 512 -> 256.
+- `width`, `fusion_width`, `fc_width` (not in the paper; CPU demos and tests from random init):
+  the trunk's base channels (64), the channels of `conv_new_1` and the space-time fusion (256)
+  and the width of `fc_new_1`/`fc_new_2` (1024, the feature size). At a narrow trunk the fixed
+  fusion and fc layers dominate the cost, hence their own options.
 - `lcdc_form`: "warp" (warp once with `grid_sample`, then the ordinary dilated conv, eq. 6-7) or
   "deform" (`torchvision.ops.deform_conv2d` on expanded offsets, eq. 4-5); same numbers.
   Default "warp", the faster on CPU. `benchmarks/bench_lcdc.py` (forward+backward of one
@@ -68,9 +72,14 @@ from stages.features.weights import resnet_trunk
 Motion = Literal["lcdc", "dc"]
 RES5_DILATION = 2
 DC_OFFSET_GROUPS = 4
-APPEARANCE_CHANNELS = 256  # conv_new_1 and the fusion's 3D convs
-FEATURE_DIM = 1024  # fc_new_1, fc_new_2
+APPEARANCE_CHANNELS = 256  # conv_new_1 and the fusion's 3D convs (default fusion_width)
+FEATURE_DIM = 1024  # fc_new_1, fc_new_2 (default fc_width)
 DEFAULT_LCDC_FORM = "warp"
+# A random-init ResNet-18 of width 8 at 32 px with a narrow fusion: trains in seconds on a CPU.
+SMALL_OPTIONS = {
+    "depth": 18, "weights": "none", "width": 8, "fusion_width": 32, "fc_width": 128,
+    "freeze_bn": False, "snippet_length": 8, "crop": 32, "resize_range": [32, 36],
+}  # fmt: skip
 
 
 def res5_map_size(side: int) -> int:
@@ -85,11 +94,11 @@ def pooled_map_size(side: int) -> int:
     return res5_map_size(side) // 2
 
 
-def _dilated_trunk(depth: int, weights: str) -> ResNet:
+def _dilated_trunk(depth: int, weights: str, width: int) -> ResNet:
     """ResNet whose res5 has stride 1; the 3x3 convs of res5 get dilation 2 (see module doc)."""
     if depth == 50:
-        return resnet_trunk(50, weights, replace_stride_with_dilation=[False, False, True])
-    trunk = resnet_trunk(18, weights)  # BasicBlock refuses dilation: patch layer4 by hand
+        return resnet_trunk(50, weights, width, replace_stride_with_dilation=[False, False, True])
+    trunk = resnet_trunk(18, weights, width)  # BasicBlock refuses dilation: patch layer4 by hand
     for block in trunk.layer4:
         block.conv1.stride = (1, 1)
         block.conv1.dilation = (RES5_DILATION, RES5_DILATION)
@@ -138,18 +147,19 @@ class LCDCNet(Backbone):
         super().__init__()
         self.motion = motion
         self.freeze_bn = options.freeze_bn
-        self.trunk = _dilated_trunk(options.depth, options.weights)
-        res5_channels = self.trunk.fc.in_features  # 2048 (ResNet-50) or 512 (ResNet-18)
+        self.trunk = _dilated_trunk(options.depth, options.weights, options.width)
+        res5_channels = self.trunk.fc.in_features  # 2048 / 512 (ResNet-50 / -18) at width 64
         self.trunk.fc = nn.Identity()  # the ImageNet classifier is not part of the model
         _install_deformable_convs(self.trunk, motion, lcdc_form)
         motion_channels = sum(block.conv2.offset.out_channels for block in self.trunk.layer4)
-        self.conv_new_1 = nn.Conv2d(res5_channels, APPEARANCE_CHANNELS, 1)
-        self.fusion = SpaceTimeFusion(APPEARANCE_CHANNELS + motion_channels, APPEARANCE_CHANNELS)
+        fusion, fc = options.fusion_width, options.fc_width
+        self.conv_new_1 = nn.Conv2d(res5_channels, fusion, 1)
+        self.fusion = SpaceTimeFusion(fusion + motion_channels, fusion)
         self.pooled_size = pooled_map_size(options.crop)
-        self.fc_new_1 = nn.Linear(APPEARANCE_CHANNELS * self.pooled_size**2, FEATURE_DIM)
-        self.fc_new_2 = nn.Linear(FEATURE_DIM, FEATURE_DIM)
-        self.cls_score = nn.Linear(FEATURE_DIM, num_classes)
-        self.feature_dim = FEATURE_DIM
+        self.fc_new_1 = nn.Linear(fusion * self.pooled_size**2, fc)
+        self.fc_new_2 = nn.Linear(fc, fc)
+        self.cls_score = nn.Linear(fc, num_classes)
+        self.feature_dim = fc
         self.preprocessing = options.preprocessing(feature_window=options.snippet_length)
 
     def encode_frames(self, frames: torch.Tensor) -> Encoded:
@@ -200,8 +210,14 @@ class DCOptions(BackboneOptions):
     `resize_range` follows `crop` as for every backbone: (crop, crop + 22) unless given."""
 
     depth: Literal[18, 50] = 50
+    fusion_width: int = APPEARANCE_CHANNELS
+    fc_width: int = FEATURE_DIM
 
     def __post_init__(self) -> None:
+        if self.fusion_width < 1 or self.fc_width < 1:
+            raise ValueError(
+                f"fusion_width and fc_width must be >= 1, got {self.fusion_width}, {self.fc_width}"
+            )
         if self.snippet_length < MIN_SNIPPET_LENGTH:
             raise ValueError(
                 f"snippet_length must be an integer >= {MIN_SNIPPET_LENGTH} (T-1 difference "
@@ -219,13 +235,13 @@ class LCDCOptions(DCOptions):
     lcdc_form: LCDCForm = DEFAULT_LCDC_FORM
 
 
-@register_backbone("lcdc")
+@register_backbone("lcdc", sees_motion=True, small_options=SMALL_OPTIONS)
 def build_lcdc(num_classes: int, options: LCDCOptions) -> LCDCNet:
     """LCDC: 2-channel locally-consistent offsets at res5a/b/c (paper's model)."""
     return LCDCNet(num_classes, "lcdc", options, options.lcdc_form)
 
 
-@register_backbone("dc")
+@register_backbone("dc", sees_motion=True, small_options=SMALL_OPTIONS)
 def build_dc(num_classes: int, options: DCOptions) -> LCDCNet:
     """DC: plain deformable convs (4 groups, 72 offset channels) at res5a/b/c (ablation)."""
     return LCDCNet(num_classes, "dc", options)

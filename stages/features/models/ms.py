@@ -134,7 +134,7 @@ class MotionSqueezeNet(Backbone):
 
     def __init__(self, num_classes: int, options: MSOptions) -> None:
         super().__init__()
-        self.trunk = resnet_trunk(options.depth, options.weights)
+        self.trunk = resnet_trunk(options.depth, options.weights, options.width)
         self.feature_dim = self.trunk.fc.in_features
         self.trunk.fc = nn.Identity()
         self.motion = MotionSqueeze(self.trunk.layer2[-1].conv1.in_channels)

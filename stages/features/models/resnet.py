@@ -42,6 +42,13 @@ from stages.features.registry import register_backbone
 from stages.features.weights import resnet_trunk
 
 NAIVE_FC_DIMS = (1024, 1024)
+# A random-init ResNet-18 of width 8 at 32 px: trains in seconds on a CPU (registry traits).
+# naive-appear keeps its 1-frame snippets; the others see 8 frames.
+SMALL_FRAME_OPTIONS = {
+    "depth": 18, "weights": "none", "width": 8, "freeze_bn": False, "crop": 32,
+    "resize_range": [32, 36],
+}  # fmt: skip
+SMALL_OPTIONS = {**SMALL_FRAME_OPTIONS, "snippet_length": 8}
 
 
 class FrameResNet(Backbone):
@@ -52,24 +59,25 @@ class FrameResNet(Backbone):
         num_classes: int,
         depth: int = 50,
         weights: str = "imagenet",
+        width: int = 64,
         fc_dims: Sequence[int] = (),
         freeze_bn: bool = True,
         freeze_bn_affine: bool = False,
         preprocessing: Preprocessing | None = None,
     ) -> None:
         super().__init__()
-        trunk = resnet_trunk(depth, weights)
+        trunk = resnet_trunk(depth, weights, width)
         trunk_dim = trunk.fc.in_features
         trunk.fc = nn.Identity()
         self.trunk = trunk
         layers: list[nn.Module] = []
-        width = trunk_dim
+        out_dim = trunk_dim
         for dim in fc_dims:
-            layers += [nn.Linear(width, dim), nn.ReLU(inplace=True)]
-            width = dim
+            layers += [nn.Linear(out_dim, dim), nn.ReLU(inplace=True)]
+            out_dim = dim
         self.fc = nn.Sequential(*layers)
-        self.classifier = nn.Linear(width, num_classes)
-        self.feature_dim = width
+        self.classifier = nn.Linear(out_dim, num_classes)
+        self.feature_dim = out_dim
         self.preprocessing = preprocessing or Preprocessing()
         self.freeze_bn = freeze_bn
         if freeze_bn_affine:
@@ -115,6 +123,7 @@ def _build(
         num_classes,
         depth=options.depth,
         weights=options.weights,
+        width=options.width,
         fc_dims=fc_dims,
         freeze_bn=options.freeze_bn,
         freeze_bn_affine=options.freeze_bn_affine,
@@ -122,19 +131,19 @@ def _build(
     )
 
 
-@register_backbone("resnet")
+@register_backbone("resnet", sees_motion=False, small_options=SMALL_OPTIONS)
 def build_resnet(num_classes: int, options: ResNetOptions) -> FrameResNet:
     """Per-frame ResNet features; fine-tuned on 16-frame snippets by averaging frame logits."""
     return _build(num_classes, options, (), window_is_snippet=False)
 
 
-@register_backbone("naive-appear")
+@register_backbone("naive-appear", sees_motion=False, small_options=SMALL_FRAME_OPTIONS)
 def build_naive_appear(num_classes: int, options: NaiveAppearOptions) -> FrameResNet:
     """NaiveAppear (LCDC Table 3): one frame in, ResNet + two fc layers, per-frame features."""
     return _build(num_classes, options, NAIVE_FC_DIMS, window_is_snippet=False)
 
 
-@register_backbone("naive-temp-appear")
+@register_backbone("naive-temp-appear", sees_motion=False, small_options=SMALL_OPTIONS)
 def build_naive_temp_appear(num_classes: int, options: ResNetOptions) -> FrameResNet:
     """NaiveTempAppear (LCDC Table 3): mean of 16 frame features, then two fc layers."""
     return _build(num_classes, options, NAIVE_FC_DIMS, window_is_snippet=True)

@@ -26,7 +26,7 @@ has trainable parameters.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,6 +41,8 @@ from stages.heads.registry import register_head
 @register_head("kmeans-mlp")
 class KMeansHistogramMLP(SegmentationHead):
     """PCA -> k-means assignments -> windowed histogram per frame -> 2-layer MLP."""
+
+    small_options: ClassVar[dict[str, Any]] = {"clusters": 32, "pca_dim": 8, "window": 9}
 
     def __init__(
         self,

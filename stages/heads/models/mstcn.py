@@ -57,6 +57,8 @@ class _SingleStage(nn.Module):
 class MSTCN(SegmentationHead):
     """4 stages x 10 layers x 64 filters; `loss` applies CE + smoothing to every stage."""
 
+    small_options: ClassVar[dict[str, Any]] = {"stages": 2, "layers": 3, "filters": 16}
+
     default_train: ClassVar[dict[str, Any]] = {
         "optimizer": "adam",
         "lr": 5e-4,

@@ -39,6 +39,8 @@ from stages.heads.registry import register_head
 class STCNN(SegmentationHead):
     """The temporal part of Lea et al.'s Spatiotemporal CNN (ECCV 2016): one long conv."""
 
+    small_options: ClassVar[dict[str, Any]] = {"filters": 16, "filter_length": 5}
+
     def __init__(
         self,
         in_features: int,
@@ -76,6 +78,8 @@ class _GatedResidualBlock(nn.Module):
 class DilatedTCN(SegmentationHead):
     """Lea et al.'s DilatedTCN; defaults are the 50 Salads mid setting (B=3 stacks, L=5)."""
 
+    small_options: ClassVar[dict[str, Any]] = {"filters": 16, "stacks": 1, "layers": 2}
+
     def __init__(
         self,
         in_features: int,
@@ -108,6 +112,8 @@ class DilatedTCN(SegmentationHead):
 @register_head("ed-tcn")
 class EDTCN(SegmentationHead):
     """Lea et al.'s encoder-decoder TCN; defaults are the 50 Salads setting (64, 96 filters)."""
+
+    small_options: ClassVar[dict[str, Any]] = {"filters": [32, 32], "filter_length": 9}
 
     default_train: ClassVar[dict[str, Any]] = {
         **SegmentationHead.default_train,
