@@ -67,12 +67,33 @@ def test_one_frame_carries_no_direction_cue():
     assert (left[:, -1] - left[:, 0]).mean() < -10 < 10 < (right[:, -1] - right[:, 0]).mean()
 
 
-@pytest.mark.parametrize("name", list_backbones())
+# Minutes, not seconds, on 2 CPU cores (R(2+1)D-18 at full width has no narrow option).
+SLOW = {"dem": "about 2-6 min on 2 cores"}
+# Measured not to learn the task in this budget (a known gap, see the issue notes): strict, so
+# the day they pass, the mark must go.
+NOT_YET = {
+    "dynamics": "width-8 dynamics reaches 0.60 held-out after 6 epochs (needs >= 0.85)",
+    "dimofs": "its pretext objective predicts A's label from resampled B, which carries no "
+    "direction; training accuracy stays at chance",
+}
+
+
+def _cases() -> list:
+    cases = []
+    for name in list_backbones():
+        marks = [pytest.mark.slow] if name in SLOW or name in NOT_YET else []
+        if name in NOT_YET:
+            marks.append(pytest.mark.xfail(strict=True, reason=NOT_YET[name]))
+        cases.append(pytest.param(name, marks=marks, id=name))
+    return cases
+
+
+@pytest.mark.parametrize("name", _cases())
 def test_backbone_learns_direction_iff_it_sees_motion(name):
     traits = BACKBONES.traits(name)
-    if not {"small_options", "sees_motion"} <= set(traits):
-        # Backbones merged before the traits existed (dem, dimofs); their authors declare them.
-        pytest.skip(f"backbone {name!r} registers no sees_motion/small_options yet")
+    assert {"small_options", "sees_motion"} <= set(traits), (
+        f"backbone {name!r} must register sees_motion and small_options (see the registry)"
+    )
     torch.manual_seed(0)
     model = build_backbone(name, 2, **traits["small_options"])
     prep = model.preprocessing

@@ -147,7 +147,11 @@ class DEMNet(Backbone):
         return self.fc(self.forward_features(snippets))
 
 
-@register_backbone("dem")
+# A small random-init instance for the learning tests (tests/test_learning_backbones.py).
+SMALL_OPTIONS = {"weights": "none", "crop": 32, "snippet_length": 4}
+
+
+@register_backbone("dem", sees_motion=True, small_options=SMALL_OPTIONS)
 def build_dem(num_classes: int, options: DEMOptions) -> DEMNet:
     """R(2+1)D-18 with a DEM in every unit of conv2_x (thesis Tables 3.1 and 4.3)."""
     return DEMNet(num_classes, options)

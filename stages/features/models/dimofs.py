@@ -181,7 +181,11 @@ class DIMOFSNet(Backbone):
         return (torch.stack(pretext).mean(dim=0) + recognition) / 2
 
 
-@register_backbone("dimofs")
+# A small random-init instance for the learning tests (tests/test_learning_backbones.py).
+SMALL_OPTIONS = {"depth": 18, "weights": "none", "crop": 32}
+
+
+@register_backbone("dimofs", sees_motion=True, small_options=SMALL_OPTIONS)
 def build_dimofs(num_classes: int, options: DIMOFSOptions) -> DIMOFSNet:
     """DIMOFS: ResNet-FPN frame pairs, per-scale deformable offsets, 2048-d features."""
     return DIMOFSNet(num_classes, options)

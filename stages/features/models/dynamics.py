@@ -212,7 +212,17 @@ class DisentangledDynamics(Backbone):
         return torch.stack(logits).mean(dim=0)
 
 
-@register_backbone("dynamics")
+# A small random-init instance for the learning tests (tests/test_learning_backbones.py).
+SMALL_OPTIONS = {
+    "weights": "none",
+    "width": 8,
+    "crop": 32,
+    "resize_range": [32, 36],
+    "snippet_length": 8,
+}
+
+
+@register_backbone("dynamics", sees_motion=True, small_options=SMALL_OPTIONS)
 def build_dynamics(num_classes: int, options: DynamicsOptions) -> DisentangledDynamics:
     """Disentangled dynamics (seed 004): static, motion and change BN-Inception branches."""
     return DisentangledDynamics(num_classes, options)

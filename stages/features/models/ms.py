@@ -174,7 +174,18 @@ class MotionSqueezeNet(Backbone):
         return self.classifier(self.dropout(features)).mean(dim=1)
 
 
-@register_backbone("ms")
+# A small random-init instance for the learning tests (tests/test_learning_backbones.py).
+SMALL_OPTIONS = {
+    "depth": 18,
+    "weights": "none",
+    "width": 8,
+    "crop": 32,
+    "resize_range": [32, 36],
+    "snippet_length": 8,
+}
+
+
+@register_backbone("ms", sees_motion=True, small_options=SMALL_OPTIONS)
 def build_ms(num_classes: int, options: MSOptions) -> MotionSqueezeNet:
     """MotionSqueeze in TSM-ResNet-50 (seed 001), 8-frame snippets, centre-frame features."""
     return MotionSqueezeNet(num_classes, options)
