@@ -39,6 +39,7 @@ timed run on a machine at load ~15 on 2 cores, so absolute figures are inflated;
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -86,14 +87,9 @@ class DEMOptions(BackboneOptions):
         super().__post_init__()
 
     def preprocessing(self, feature_window: int) -> Preprocessing:
-        return Preprocessing(
-            snippet_length=self.snippet_length,
-            feature_window=feature_window,
-            crop=self.crop,
-            resize_range=self.train_resize_range(),
-            mean=KINETICS_MEAN,
-            std=KINETICS_STD,
-        )
+        """The base conventions with Kinetics' mean/std (the video weights' normalisation)."""
+        base = super().preprocessing(feature_window)
+        return dataclasses.replace(base, mean=KINETICS_MEAN, std=KINETICS_STD)
 
 
 def load_r2plus1d_weights(trunk: R2Plus1D18, weights: str) -> None:
