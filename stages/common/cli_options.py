@@ -1,11 +1,17 @@
-"""Parsing of CLI option values shared by the stage apps."""
+"""CLI options and option-value parsing shared by the stage apps."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
 
 from stages.common.errors import MotionsegError
+
+ManifestOption = Annotated[Path, typer.Option(help="Dataset manifest folder.")]
+RootOption = Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")]
 
 
 def json_object(text: str | None, option: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from stages.common.cli_options import RootOption
+
 MANIFESTS = Path(__file__).resolve().parents[2] / "data_manifests"
 
 import_app = typer.Typer(
@@ -209,7 +211,7 @@ def import_generic_command(
 
 def check(
     manifest: Annotated[Path, typer.Option(help="Manifest folder (dataset.yaml).")],
-    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    root: RootOption,
     granularity: Annotated[
         list[str] | None, typer.Option(help="Granularity to check (repeatable) (default: all).")
     ] = None,

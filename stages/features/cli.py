@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from stages.common.cli_options import json_object
+from stages.common.cli_options import ManifestOption, RootOption, json_object
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -47,8 +47,8 @@ def list_command() -> None:
 
 @app.command("train")
 def train_command(
-    manifest: Annotated[Path, typer.Option(help="Dataset manifest folder.")],
-    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    manifest: ManifestOption,
+    root: RootOption,
     split: Annotated[str, typer.Option(help="Split whose training videos to fine-tune on.")],
     backbone: Annotated[str, typer.Option(help="Registered backbone name (see `list`).")],
     frames: Annotated[Path, typer.Option(help="Folder of frame stores {video_id}.zarr.")],
@@ -135,8 +135,8 @@ def extract_command(
 
 @app.command("export")
 def export_command(
-    manifest: Annotated[Path, typer.Option(help="Dataset manifest folder.")],
-    root: Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")],
+    manifest: ManifestOption,
+    root: RootOption,
     features: Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")],
     out: Annotated[Path, typer.Option(help="Folder to write the layout into.")],
     format: Annotated[str, typer.Option(help="Layout: mstcn (features/, groundTruth/, ...).")],

@@ -10,12 +10,10 @@ from typing import Annotated
 
 import typer
 
-from stages.common.cli_options import json_object
+from stages.common.cli_options import ManifestOption, RootOption, json_object
 
 app = typer.Typer(no_args_is_help=True)
 
-ManifestOption = Annotated[Path, typer.Option(help="Dataset manifest folder.")]
-RootOption = Annotated[Path, typer.Option(help="Data root the manifest's paths are relative to.")]
 FeaturesOption = Annotated[Path, typer.Option(help="Folder of {video_id}.zarr feature stores.")]
 
 
