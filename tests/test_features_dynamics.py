@@ -91,6 +91,16 @@ def test_pair_encoding_pairs_each_frame_with_the_next_one():
     torch.testing.assert_close(motion[2:3], last_motion)
 
 
+def test_training_batchnorm_sees_the_batch_of_real_pairs():
+    """One pass over the batch's 2 x 3 real pairs, not one per snippet with a self-pair: with
+    per-snippet statistics the model learned what eval-mode statistics do not reproduce."""
+    model = build_backbone("dynamics", 2, **SMALL).train()
+    seen = []
+    model.motion_entry[1].register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    model(torch.randn(2, 4, 3, 32, 32))
+    assert [len(x) for x in seen] == [2 * 3]
+
+
 @pytest.mark.parametrize(("num_frames", "block", "batch"), [(13, 5, 2), (3, 256, 8)])
 def test_extraction_equals_the_per_window_definition(monkeypatch, num_frames, block, batch):
     monkeypatch.setattr(extract, "CENTRES_PER_BLOCK", block)  # several blocks and chunks

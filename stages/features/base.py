@@ -25,7 +25,10 @@ frame pair (t, t+1) once) sets `encode_lookahead` to that number: `encode_frames
 its input as consecutive frames of one clip, the encoding of frame i may use frames up to
 i + `encode_lookahead` (the last ones repeat the clip's last frame), `forward_features`
 encodes each snippet as its own clip, and extraction encodes overlapping chunks of a video
-and computes windows that repeat an end frame through `forward_features` itself.
+and computes windows that repeat an end frame through `forward_features` itself. Encoding
+snippet by snippet gives BatchNorm one snippet's statistics in training, not the batch's:
+such a model with BatchNorm should override `forward_features` to encode the batch in one
+pass (`dynamics` does).
 """
 
 from __future__ import annotations
