@@ -73,8 +73,6 @@ SLOW = {"dem": "about 2-6 min on 2 cores"}
 # the day they pass, the mark must go.
 NOT_YET = {
     "dynamics": "width-8 dynamics reaches 0.60 held-out after 6 epochs (needs >= 0.85)",
-    "dimofs": "its pretext objective predicts A's label from resampled B, which carries no "
-    "direction; training accuracy stays at chance",
 }
 
 
