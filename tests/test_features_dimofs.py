@@ -107,15 +107,20 @@ def test_pretext_levels_decide_which_scales_learn(levels, trained_scales):
     assert model.motion_mlp[0].weight.grad is not None and model.classifier.weight.grad.any()
 
 
-def test_recognition_loss_does_not_reach_the_offsets():
-    """The 2048-d head trains on detached inputs: its logits alone give the trunk no gradient."""
+@pytest.mark.parametrize("recognition", ["end_to_end", "detached"])
+def test_recognition_loss_reaches_the_offsets_unless_detached(recognition):
+    """`end_to_end` (default): the recognition logits alone train the offset conv and the FPN;
+    `detached`: they train only the MLPs and the classifier."""
     torch.manual_seed(0)
-    model = build_backbone("dimofs", 3, **SMALL)
+    model = build_backbone("dimofs", 3, **SMALL, recognition=recognition)
     p4 = fpn_level(model.trunk, torch.randn(2, 3, 32, 32), P4)
     offsets = model.scales[P4].offsets(p4, p4.flip(0))
-    model.classifier(model.pair_feature(p4.detach(), offsets.detach())).sum().backward()
-    assert model.scales[P4].offset.weight.grad is None
-    assert all(p.grad is None for p in model.trunk.parameters())
+    model.recognition_logits(p4, offsets).sum().backward()
+    assert model.motion_mlp[0].weight.grad is not None
+    end_to_end = recognition == "end_to_end"
+    offset_grad = model.scales[P4].offset.weight.grad
+    assert (offset_grad is not None and bool(offset_grad.any())) == end_to_end
+    assert any(p.grad is not None for p in model.trunk.parameters()) == end_to_end
 
 
 def test_offset_features_and_options():

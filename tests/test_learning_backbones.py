@@ -69,22 +69,13 @@ def test_one_frame_carries_no_direction_cue():
 
 # Minutes, not seconds, on 2 CPU cores (R(2+1)D-18 at full width has no narrow option).
 SLOW = {"dem": "about 2-6 min on 2 cores"}
-# Measured not to learn the task in this budget (a known gap, see the issue notes): strict, so
-# the day they pass, the mark must go.
-NOT_YET = {
-    "dimofs": "its pretext objective predicts A's label from resampled B, which carries no "
-    "direction; training accuracy stays at chance",
-}
 
 
 def _cases() -> list:
-    cases = []
-    for name in list_backbones():
-        marks = [pytest.mark.slow] if name in SLOW or name in NOT_YET else []
-        if name in NOT_YET:
-            marks.append(pytest.mark.xfail(strict=True, reason=NOT_YET[name]))
-        cases.append(pytest.param(name, marks=marks, id=name))
-    return cases
+    return [
+        pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id=name)
+        for name in list_backbones()
+    ]
 
 
 @pytest.mark.parametrize("name", _cases())

@@ -76,7 +76,7 @@ def _narrow_resnet(depth: int, width: int, **kwargs) -> torchvision.models.ResNe
     dilate = kwargs.get("replace_stride_with_dilation") or [False, False, False]
     model.inplanes, model.dilation = width, 1
     model.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
-    model.bn1 = nn.BatchNorm2d(width)
+    model.bn1 = model._norm_layer(width)  # the norm_layer kwarg, as in ResNet.__init__
     model.layer1 = model._make_layer(block, width, layers[0])
     for i, stage in enumerate(("layer2", "layer3", "layer4")):
         planes = width * 2 ** (i + 1)

@@ -23,17 +23,20 @@ from torch import nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, _resnet_fpn_extractor
 from torchvision.ops import DeformConv2d, FrozenBatchNorm2d
 
-from stages.features.weights import resnet_trunk
+from stages.features.weights import IMAGENET_WIDTH, resnet_trunk
 
 FPN_CHANNELS = 256
 LEVELS = ("0", "1", "2", "3")  # P2..P5 in torchvision's FPN output; "pool" is not used
 P4 = 2  # index of P4 in LEVELS
 
 
-def resnet_fpn(depth: int, weights: str, frozen_bn: bool = True) -> BackboneWithFPN:
-    """torchvision's ResNet-FPN with all five stages trainable (see the module docstring)."""
+def resnet_fpn(
+    depth: int, weights: str, width: int = IMAGENET_WIDTH, frozen_bn: bool = True
+) -> BackboneWithFPN:
+    """torchvision's ResNet-FPN with all five stages trainable (see the module docstring);
+    `width` narrows the ResNet (CPU tests), the FPN keeps its 256 channels."""
     norm_layer = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
-    trunk = resnet_trunk(depth, weights, norm_layer=norm_layer)
+    trunk = resnet_trunk(depth, weights, width, norm_layer=norm_layer)
     return _resnet_fpn_extractor(trunk, trainable_layers=5)
 
 
