@@ -2,10 +2,11 @@
 
     python benchmarks/bench_synth_encode.py [--size 96] [--frames 600] [--repeats 3]
 
-`write_mp4` converts RGB to YUV 4:2:0 in numpy and runs libx264 single-threaded, so a seed
-gives the same bytes on every run and machine. The baseline lets PyAV convert with swscale and
-libx264 pick its own thread count (PyAV's defaults). Prints frames per second for both, best
-of `--repeats` rounds, and whether each one's bytes repeated across the rounds.
+`write_mp4` converts RGB to YUV 4:2:0 in numpy and runs libx264 single-threaded on its C paths,
+so a seed gives the same bytes on every run and machine. The baseline lets PyAV convert with
+swscale and libx264 pick its own thread count and assembly (PyAV's defaults). Prints frames per
+second for both, best of `--repeats` rounds, and whether each one's bytes repeated across the
+rounds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from stages.data.synth import CRF, write_mp4
 from stages.data.synth_plan import plan_videos
-from stages.data.synth_render import frame_height, group_palettes, render_video
+from stages.data.synth_render import frame_height, render_video, table_palettes
 
 
 def default_encode(path: Path, frames: np.ndarray, fps: int) -> None:
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     plan = plan_videos(np.random.default_rng([0, 0]), 2, 2, 15)[0]
-    palette = group_palettes(np.random.default_rng([0, 1]), 2)[plan.group]
+    palette = table_palettes(np.random.default_rng([0, 1]), 1)[0]
     frames = render_video(plan, args.size, 15, palette, np.random.default_rng([0, 2, 0]))
     frames = np.concatenate([frames] * (args.frames // len(frames) + 1))[: args.frames]
     print(f"{len(frames)} frames of {args.size}x{frame_height(args.size)} px")

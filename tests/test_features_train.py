@@ -101,7 +101,11 @@ def test_windows_read_labels_at_stored_frames(toy):
     ]
     assert windows[6].video_id == "v2" and windows[6].label == 2
     prep = Preprocessing(snippet_length=4, feature_window=1, crop=16, resize_range=(16, 20))
-    dataset = SnippetDataset(windows, toy["frames"], prep, train=True, seed=0, max_open=1)
+    # cache_bytes 0: every snippet read from its store, through an LRU of one open store
+    dataset = SnippetDataset(windows, toy["frames"], prep, True, seed=0, max_open=1, cache_bytes=0)
+    in_memory = SnippetDataset(windows, toy["frames"], prep, train=True, seed=0)
+    assert all(torch.equal(in_memory[i][0], dataset[i][0]) for i in range(len(windows)))
+    assert set(in_memory._cached) == {"v0", "v2"} and not dataset._cached
     snippet, label = dataset[7]
     assert snippet.shape == (4, 3, 16, 16) and snippet.dtype == torch.float32
     assert label == windows[7].label

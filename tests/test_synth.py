@@ -71,7 +71,7 @@ def test_layout_and_manifest(demo: Path) -> None:
     assert manifest.fps == 15
     assert manifest.classes == ClassList(CLASSES)
     assert 8 <= len(CLASSES) <= 10 and CLASSES[0] == "background"
-    assert len(manifest.video_ids) == 12
+    assert len(manifest.video_ids) == 24
     for video_id in manifest.video_ids:
         assert manifest.video_path(video_id) == demo / "videos" / f"{video_id}.mp4"
         assert manifest.label_path(video_id) == demo / "labels" / f"{video_id}.txt"
@@ -82,7 +82,7 @@ def test_videos_are_h264_with_one_frame_per_label_line(
     demo: Path, decoded: dict[str, tuple[np.ndarray, np.ndarray, list[float]]]
 ) -> None:
     for video_id, (frames, labels, times) in decoded.items():
-        assert frames.shape == (len(labels), 72, 96, 3), video_id
+        assert frames.shape == (len(labels), 48, 64, 3), video_id
         assert np.allclose(times, np.arange(len(labels)) / 15), video_id
         with av.open(str(demo / "videos" / f"{video_id}.mp4")) as container:
             stream = container.streams.video[0]
@@ -100,15 +100,15 @@ def test_timelines_look_like_short_cooking_clips(
         assert segs[0].label == segs[-1].label == "background", video_id
         assert len({s.label for s in actions}) == len(actions), f"{video_id}: repeated action"
         for s in actions:
-            assert 1.5 * 15 - 1 <= s.end - s.start <= 4 * 15 + 1, (video_id, s)
+            assert 1.5 * 15 - 1 <= s.end - s.start <= 3 * 15 + 1, (video_id, s)
         # actions never touch: a background gap separates them
         assert [s.label for s in segs[1::2]] == [s.label for s in actions], video_id
         seen.update(s.label for s in actions)
         durations.append(len(labels) / 15)
         counts.append(len(actions))
     assert seen == set(CLASSES) - {"background"}
-    assert 16 <= np.mean(durations) <= 24
-    assert 4 <= np.mean(counts) <= 6
+    assert 20 <= np.mean(durations) <= 27
+    assert 6 <= np.mean(counts) <= 8
 
 
 def test_splits_are_leave_one_group_out(demo: Path) -> None:
@@ -118,7 +118,7 @@ def test_splits_are_leave_one_group_out(demo: Path) -> None:
     assert sorted(tested) == sorted(manifest.video_ids)  # a partition: each video tested once
     for split in manifest.split_names:
         test = manifest.test_ids(split)
-        assert len(test) == 3
+        assert len(test) == 6
         assert {manifest.videos[v].group for v in test} == {f"S{split}"}
         assert not {manifest.videos[v].group for v in manifest.train_ids(split)} & {f"S{split}"}
 

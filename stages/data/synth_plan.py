@@ -31,10 +31,10 @@ APPEARANCE_ACTIONS: tuple[str, ...] = ("add_ingredient", "pour")
 ACTIONS: tuple[str, ...] = MOTION_ACTIONS + APPEARANCE_ACTIONS
 CLASSES: tuple[str, ...] = (BACKGROUND, *ACTIONS)
 
-ACTIONS_PER_VIDEO = (4, 6)  # inclusive range
-ACTION_SECONDS = (1.5, 4.0)
-GAP_SECONDS = (0.5, 2.0)
-EDGE_SECONDS = (0.5, 1.5)  # background before the first and after the last action
+ACTIONS_PER_VIDEO = (6, 8)  # inclusive range
+ACTION_SECONDS = (1.5, 3.0)
+GAP_SECONDS = (0.5, 1.5)
+EDGE_SECONDS = (0.5, 1.0)  # background before the first and after the last action
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ _NOISE_LEVELS = np.array(
 )
 
 # Geometry, in frame widths.
-TOOL_LENGTH = 0.2
-TOOL_WIDTH = 0.07
-# Band period in tool lengths (0.09 frame widths): longer than the fastest step between frames
-# (stir_fast, <= 0.082 frame widths at 7.5 fps, the demo's decode rate), so the stripes do not
+TOOL_LENGTH = 0.45
+TOOL_WIDTH = 0.14
+# Band period in tool lengths (0.2 frame widths): longer than the fastest step between frames
+# (stir_fast, <= 0.151 frame widths at 7.5 fps, the demo's decode rate), so the stripes do not
 # alias into a false, backwards motion.
 BAND_PERIOD = 0.45
 TOOL_ROW = 0.36  # resting height of the tool, in frame heights
@@ -47,13 +47,13 @@ STREAM_HALF_WIDTH = 0.015
 FILL_MAX = 0.8  # largest liquid radius during a pour, in bowl radii
 
 # Motion, per second; ranges are drawn per segment. Slow and fast stirring do not overlap.
-SLIDE_SPEED = (0.2, 0.3)  # frame widths
-ROTATE_SPEED = (0.35, 0.6)  # revolutions
-SHAKE_FREQUENCY = (2.5, 3.5)  # Hz
-SHAKE_AMPLITUDE = (0.04, 0.06)  # frame widths
-STIR_RADIUS = 0.07  # frame widths
-STIR_SLOW = (0.35, 0.55)  # revolutions
-STIR_FAST = (1.0, 1.4)  # revolutions
+SLIDE_SPEED = (0.5, 0.7)  # frame widths
+ROTATE_SPEED = (0.6, 0.8)  # revolutions
+SHAKE_FREQUENCY = (1.8, 2.2)  # Hz
+SHAKE_AMPLITUDE = (0.08, 0.12)  # frame widths
+STIR_RADIUS = 0.12  # frame widths
+STIR_SLOW = (0.4, 0.6)  # revolutions
+STIR_FAST = (1.2, 1.5)  # revolutions
 # Appearance actions leave no trace: the ingredient falls for the first 60% of `add_ingredient`
 # and then sinks into the bowl; `pour` streams for 70% and the liquid then soaks in. A lasting
 # change would make every later motion segment of the video look different from the earlier
@@ -88,13 +88,13 @@ class Tracks:
     gain: np.ndarray  # (T,): brightness factor
 
 
-def group_palettes(rng: np.random.Generator, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A low-saturation (light, dark) table colour pair per group: a different kitchen per
-    subject, hues spread around the colour wheel from a random start."""
-    start = rng.uniform(0.0, 1.0)
+def table_palettes(rng: np.random.Generator, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A low-saturation (light, dark) table colour pair per video, of a random hue: every
+    recording its own table, so a model trained on some videos has seen many colours and a
+    held-out group's tables are no new domain."""
     palettes = []
-    for group in range(count):
-        hue = (start + group / count) % 1.0
+    for _ in range(count):
+        hue = rng.uniform(0.0, 1.0)
         sat = rng.uniform(0.15, 0.35)
         light = np.array(colorsys.hsv_to_rgb(hue, sat, rng.uniform(0.62, 0.78))) * 255
         dark = np.array(colorsys.hsv_to_rgb(hue, sat + 0.1, rng.uniform(0.35, 0.45))) * 255
@@ -253,9 +253,11 @@ def motion_tracks(plan: VideoPlan, scene: Scene, fps: int, rng: np.random.Genera
     row = TOOL_ROW * h
     radius = STIR_RADIUS * w
     bx, by = scene.bowl_center
-    x, y, angle = rng.uniform(0, w), row, rng.uniform(0, 2 * np.pi)
     done = 0
     for seg in plan.actions:
+        # Put down somewhere new in every pause: an action's start pose says nothing of the
+        # previous action, so no class can be read from where the tool rests.
+        x, y, angle = rng.uniform(0, w), row, rng.uniform(0, 2 * np.pi)
         tool[done : seg.start] = (x, y, angle)
         k = np.arange(1, seg.end - seg.start + 1)
         seconds = k / fps

@@ -40,6 +40,7 @@ from stages.common.stores import open_store
 from stages.features.base import Preprocessing
 
 FRAME_ARRAYS = ("frames", "frame_index")
+DEFAULT_CACHE_BYTES = 1 << 30  # decoded frames kept in memory per dataset (and loader worker)
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,14 @@ def train_transform(
 
 
 class SnippetDataset(torch.utils.data.Dataset):
-    """(snippet (T, 3, crop, crop), label) pairs read lazily from frame stores.
+    """(snippet (T, 3, crop, crop), label) pairs read from frame stores.
 
-    Opened frame arrays are kept in a small LRU so a big dataset never sits in memory; the
-    cache is dropped when the dataset is pickled into a worker process.
+    A video's frames are decoded into memory on first use while they fit in `cache_bytes`
+    (all of them, for a small dataset such as the demo: opening a store and decompressing a
+    chunk per snippet cost more than the training step itself); the frames of videos past that
+    budget are read per snippet from their stores, whose opened arrays are kept in a small LRU,
+    so a big dataset never sits in memory. Both caches are dropped when the dataset is pickled
+    into a worker process.
     """
 
     def __init__(
@@ -178,6 +183,7 @@ class SnippetDataset(torch.utils.data.Dataset):
         train: bool,
         seed: int = 0,
         max_open: int = 8,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self.windows = list(windows)
         self.frames_dir = Path(frames_dir)
@@ -186,23 +192,30 @@ class SnippetDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
         self.max_open = max_open
+        self.cache_bytes = cache_bytes
         self._open: OrderedDict[str, zarr.Array] = OrderedDict()
+        self._cached: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_open": OrderedDict()}
+        return {**self.__dict__, "_open": OrderedDict(), "_cached": {}}
 
-    def _frames(self, video_id: str) -> zarr.Array:
+    def _frames(self, video_id: str) -> zarr.Array | np.ndarray:
+        if video_id in self._cached:
+            return self._cached[video_id]
         if video_id in self._open:
             self._open.move_to_end(video_id)
-        else:
-            path = frame_store_path(self.frames_dir, video_id)
-            self._open[video_id] = open_store(path, FRAME_ARRAYS)["frames"]
-            if len(self._open) > self.max_open:
-                self._open.popitem(last=False)
-        return self._open[video_id]
+            return self._open[video_id]
+        array = open_store(frame_store_path(self.frames_dir, video_id), FRAME_ARRAYS)["frames"]
+        if array.nbytes + sum(a.nbytes for a in self._cached.values()) <= self.cache_bytes:
+            self._cached[video_id] = array[:]
+            return self._cached[video_id]
+        self._open[video_id] = array
+        if len(self._open) > self.max_open:
+            self._open.popitem(last=False)
+        return array
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         """Sample `index` (of epoch `self.epoch`) or `(epoch, index)`."""
