@@ -1,16 +1,21 @@
 """Procedural rendering of the demo videos: a tool on a textured table, a bowl, a handheld camera.
 
-Why it looks like this: the six motion classes all move the *same* striped tool, which looks
-the same in every class and rests where the previous action left it, so one frame cannot tell
-`slide_left` from `slide_right`, `rotate`, `shake`, `stir_slow` or `stir_fast`; only the change
-between frames can. The two appearance classes add something visible (a red ingredient falling
-into the bowl, a yellow stream filling it). The camera jitters by up to 1 px (a smooth random
-walk in half-pixel steps), the brightness flickers and every pixel gets sensor noise, so frame
-differences are never zero and "anything changed" is not a motion cue either. The tool wraps
-around the frame edges (the table is a torus), so slides can last any time at constant speed.
+Why it looks like this: the six motion classes all move the *same* striped tool, which looks the
+same in every class and is put down at a random place and angle in the pause before each action,
+so one frame cannot tell `slide_left` from `slide_right`, `rotate`, `shake`, `stir_slow` or
+`stir_fast`; only the change between frames can. The two appearance classes add something
+visible (a red ingredient falling into the bowl, a yellow stream filling it). The camera jitters
+by up to 1 px (a smooth random walk in half-pixel steps), the brightness flickers and every
+pixel gets sensor noise, so frame differences are never zero and "anything changed" is not a
+motion cue either. The tool wraps around the frame edges (the table is a torus), so slides can
+last any time at constant speed.
 
 All sizes and speeds are fractions of the frame width (per second), so the dataset looks the
-same at any `--size` and frame rate. Edges are antialiased, so sub-pixel motion shows.
+same at any `--size` and frame rate. Edges are antialiased, so sub-pixel motion shows. The sizes
+and speeds are chosen for the models that must see them (issue 9): the demo's backbones look at
+32 px crops at 7.5 fps, where the tool is 14 px long and a slide moves it 2-3 px per frame, and
+the motion features live on a 2x2 map (ResNet res5); a tool a fifth of the frame long moving a
+pixel per frame left a random-init LCDC at chance after 500 steps.
 """
 
 from __future__ import annotations
