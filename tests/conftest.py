@@ -208,9 +208,25 @@ def copy_manifest(source: Path, dest: Path, ids: list[str], video: str) -> Path:
     return manifest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_per_test_process():
+    """Every test runs torch on one intra-op thread. The tests' tensors are small, and on a
+    2-core machine shared with other work (CI runners, a colleague's jobs) a second OpenMP
+    thread that waits for a busy core made tests without the `one_torch_thread` fixture up to
+    10x slower (the 13-frame dynamics extraction test: 7 s alone, 90 s in a loaded full run).
+    Subprocesses (the `motionseg` CLI, Snakemake rules) keep their own settings."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def one_torch_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared 2-core CPU."""
+    """Tiny tensors: intra-op threads only add contention on a shared 2-core CPU (every test
+    has this already through `one_torch_thread_per_test_process`; kept for explicitness)."""
     import torch
 
     threads = torch.get_num_threads()
