@@ -124,6 +124,7 @@ def test_racing_writers_leave_one_complete_output_and_no_temporary(tmp_path, wri
             write_run(tmp, "old")
     barrier = threading.Barrier(writers)
     errors: list[BaseException] = []
+    crashes: list[BaseException] = []
 
     def write(payload: str) -> None:
         try:
@@ -132,12 +133,15 @@ def test_racing_writers_leave_one_complete_output_and_no_temporary(tmp_path, wri
                 barrier.wait()  # every writer commits at the same moment
         except MotionsegError as err:
             errors.append(err)
+        except Exception as err:  # anything else (a bare FileNotFoundError) is a bug
+            crashes.append(err)
 
     threads = [threading.Thread(target=write, args=(f"w{i}",)) for i in range(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not crashes
     assert len(errors) < writers  # at least one wins; a loser fails with a clear message
     payload = json.loads((out / "run.json").read_text())["payload"]
     assert (out / "data.txt").read_text() == payload * 1000  # one writer's output, whole

@@ -199,7 +199,11 @@ def _commit(tmp: Path, dest: Path, kind: OutputKind) -> None:
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
                 raise
-        if not (_is_empty_folder(dest) or kind.is_ours(dest)):
+        try:
+            replaceable = _is_empty_folder(dest) or kind.is_ours(dest)
+        except FileNotFoundError:  # a racing writer moved it aside while it was looked at
+            continue
+        if not replaceable:
             raise _not_ours(dest, kind)
         aside = dest.with_name(f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         with contextlib.suppress(FileNotFoundError):  # a racing writer moved it first
