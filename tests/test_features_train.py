@@ -26,6 +26,7 @@ from stages.features.train import (
     best_epoch,
     choose_validation,
     reestimate_batchnorm,
+    without_lone_last,
 )
 
 CLASSES = ("background", "cut", "mix")
@@ -153,6 +154,14 @@ def test_best_epoch_prefers_the_later_epoch_on_ties_and_the_last_without_validat
     rows = [{"epoch": e, "val_acc": v} for e, v in [(1, 0.5), (2, 0.7), (3, 0.7), (4, 0.6)]]
     assert best_epoch(rows) == 3
     assert best_epoch([{"epoch": e, "val_acc": None} for e in (1, 2, 3)]) == 3
+
+
+def test_an_epoch_never_ends_with_a_batch_of_one_snippet():
+    order = np.arange(17)
+    assert without_lone_last(order, 8) == list(range(16))  # 2 x 8, the 17th waits an epoch
+    assert without_lone_last(order, 4) == list(range(16))
+    assert without_lone_last(order, 3) == list(range(17))  # ends with a batch of 2
+    assert without_lone_last(order, 1) == list(range(17))
 
 
 def test_batchnorm_reestimation_makes_eval_mode_match_the_training_batches():

@@ -227,6 +227,14 @@ def _evenly_spaced(count: int, cap: int | None) -> list[int]:
     return np.linspace(0, count - 1, cap).round().astype(int).tolist()
 
 
+def without_lone_last(order: np.ndarray, batch_size: int) -> list[int]:
+    """The epoch's order less its last sample when that one would be a batch of its own: one
+    snippet gives BatchNorm a single value per channel at small maps (an error in training)
+    and one noisy step. Orders are reshuffled every epoch, so no snippet is always left out."""
+    lone = batch_size > 1 and len(order) % batch_size == 1
+    return order[: len(order) - lone].tolist()
+
+
 class EpochOrder(torch.utils.data.Sampler):
     """The samples of the current epoch as `(epoch, index)` keys, in the order last set.
 
@@ -416,8 +424,8 @@ def train_backbone(
     scalars = ScalarLog(out_dir / "tensorboard")
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
-        order = np.random.default_rng([seed, epoch]).permutation(len(fit_set))
-        fit_order.set(epoch, order[:cap].tolist())
+        order = np.random.default_rng([seed, epoch]).permutation(len(fit_set))[:cap]
+        fit_order.set(epoch, without_lone_last(order, config.batch_size))
         lr = optimizer.param_groups[0]["lr"]
         label = f"{backbone} split {split} epoch {epoch}/{config.epochs}"
         with Progress(label, len(fit_loader), "steps") as progress:
