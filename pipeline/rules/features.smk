@@ -2,6 +2,9 @@
 # per sampled frame for every video with that split's model; frozen backbones skip training
 # and are extracted once per video. Both hold a GPU (`gpu` resource,
 # which the SLURM executor turns into a GPU request) unless the dataset config says `gpu: false`.
+# Backbone training and then extraction go first among ready jobs (`priority`): they are the
+# long chain of every model, so heads fill the gaps instead of delaying the last backbone
+# (on the 2-core demo, 70 s of one idle core without this).
 
 
 rule train_backbone:
@@ -18,6 +21,7 @@ rule train_backbone:
         frames=lambda w: paths.frames_dir(w.dataset),
         outdir=lambda w: paths.model_dir(w.dataset, w.backbone, w.split),
     threads: lambda w: torch_threads(w.dataset)
+    priority: 2
     resources:
         gpu=lambda w: gpus(w.dataset),
         mem_mb=32000,
@@ -58,6 +62,7 @@ for _dataset in (d for d in DATASETS if not is_precomputed(d)):
         params:
             outdir=lambda w, _d=_dataset: paths.feature_dir(_d, w.backbone, w.split),
         threads: lambda w, _d=_dataset: torch_threads(_d)
+        priority: 1
         resources:
             gpu=lambda w, _d=_dataset: gpus(_d),
             mem_mb=16000,
