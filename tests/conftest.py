@@ -210,11 +210,11 @@ def copy_manifest(source: Path, dest: Path, ids: list[str], video: str) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread_per_test_process():
-    """Every test runs torch on one intra-op thread. The tests' tensors are small, and on a
-    2-core machine shared with other work (CI runners, a colleague's jobs) a second OpenMP
-    thread that waits for a busy core made tests without the `one_torch_thread` fixture up to
-    10x slower (the 13-frame dynamics extraction test: 7 s alone, 90 s in a loaded full run).
-    Subprocesses (the `motionseg` CLI, Snakemake rules) keep their own settings."""
+    """Every test runs torch on one intra-op thread. The tests' tensors are small, and on a 2-core
+    machine shared with other work (CI runners, a colleague's jobs) a second OpenMP thread
+    that waits for a busy core made tests up to 10x slower (the 13-frame dynamics extraction
+    test: 7 s alone, 90 s in a loaded full run). Subprocesses (the `motionseg` CLI,
+    Snakemake rules) keep their own settings."""
     import torch
 
     threads = torch.get_num_threads()
@@ -225,8 +225,8 @@ def one_torch_thread_per_test_process():
 
 @pytest.fixture
 def one_torch_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared 2-core CPU (every test
-    has this already through `one_torch_thread_per_test_process`; kept for explicitness)."""
+    """One thread again after a test whose code under test sets torch's thread count itself
+    (the session-wide fixture restores its setting only at the end of the session)."""
     import torch
 
     threads = torch.get_num_threads()

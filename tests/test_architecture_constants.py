@@ -29,7 +29,6 @@ from stages.features.registry import build_backbone
 from stages.heads.models.mstcn import MSTCN
 from stages.heads.models.tcn import EDTCN, DilatedTCN
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SMALL = {"depth": 18, "weights": "none", "crop": 32}
 
 

@@ -13,8 +13,6 @@ from stages.common.seeding import seed_everything
 from stages.heads.base import IGNORE_INDEX, norm_relu
 from stages.heads.registry import build_head, list_heads
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 IN, CLASSES = 16, 5
 HEADS = list_heads()
 

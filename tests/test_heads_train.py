@@ -22,8 +22,6 @@ from stages.heads.predict import load_model
 from stages.heads.registry import HEADS, list_heads
 from stages.heads.train import TrainSettings, train_run
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 CLASSES = ["background", "cut", "mix"]
 VIDEOS = [f"v{i}" for i in range(6)]
 NATIVE_FRAMES, STEP, DIM = 60, 2, 8

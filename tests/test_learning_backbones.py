@@ -20,8 +20,6 @@ from stages.common.runtime import make_optimizer
 from stages.features.registry import BACKBONES, build_backbone, list_backbones, sees_motion
 from stages.features.train import reestimate_batchnorm, run_epoch
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 SQUARE, SPEED = 8, 2.0  # px, px per frame
 EPOCHS, PER_EPOCH, BATCH, LR = 6, 128, 8, 3e-3
 HELD_OUT = 256

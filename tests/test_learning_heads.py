@@ -20,8 +20,6 @@ from stages.heads.predict import make_head, predict_indices
 from stages.heads.registry import HEADS, list_heads
 from stages.heads.train import TrainSettings, fit_head
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 CLASSES, DIM, VIDEOS = 6, 32, 8
 SEGMENT_FRAMES = (5, 40)
 SEGMENTS_PER_VIDEO = 10
